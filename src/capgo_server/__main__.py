@@ -1,0 +1,3 @@
+from capgo_server.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""The application factory: routers, error handlers, and the engine's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from capgo_server import __version__
+from capgo_server.apikeys.endpoints import apikey_router
+from capgo_server.auth.ratelimit import FixedWindowLimiter, RateLimiters
+from capgo_server.db.engine import make_engine, make_sessionmaker
+from capgo_server.errors import install_error_handlers
+from capgo_server.members.endpoints import members_router
+from capgo_server.organizations.endpoints import organization_router
+from capgo_server.settings import Settings
+
+# Headers Capgo's API accepts cross-origin (spec §1.2).
+CORS_HEADERS = ["Content-Type", "Authorization", "capgkey", "capgo_api", "x-api-key",
+                "x-limited-key-id", "apisecret", "apikey", "x-client-info"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="capgo-server",
+        version=__version__,
+        description="A self-hostable, Capgo-compatible live-update server. Authenticate with "
+        "an API key in the `authorization` (or `capgkey`) header.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.rate_limiters = RateLimiters(
+        failed_auth_per_ip=FixedWindowLimiter(settings.rate_limit_failed_auth,
+                                              settings.rate_limit_failed_auth_window_seconds),
+        requests_per_key=FixedWindowLimiter(settings.rate_limit_api_key_per_minute, 60),
+    )
+    install_error_handlers(app)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_headers=CORS_HEADERS,
+                       allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+
+    @app.api_route("/ok", methods=["GET", "POST"], tags=["health"])
+    async def ok() -> dict[str, str]:
+        """Liveness check."""
+        return {"status": "ok"}
+
+    app.include_router(organization_router)
+    app.include_router(members_router)
+    app.include_router(apikey_router)
+    return app

@@ -1,0 +1,49 @@
+"""Writing the audit trail read by ``GET /organization/audit``.
+
+Capgo fills ``audit_logs`` from database triggers; here services call :func:`record` in the same
+transaction as the change, so a rolled-back change leaves no trail either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capgo_server.clock import to_js_iso
+from capgo_server.db.base import Base
+from capgo_server.models import AuditLog
+
+
+def snapshot(row: Base, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """The row's column values as a JSON document (timestamps as ISO strings)."""
+    values: dict[str, Any] = {}
+    for column in inspect(type(row)).columns:
+        if column.key in exclude:
+            continue
+        value = getattr(row, column.key)
+        values[column.key] = to_js_iso(value) if isinstance(value, datetime) else value
+    return values
+
+
+def record(
+    session: AsyncSession,
+    *,
+    table_name: str,
+    operation: str,
+    record_id: object,
+    org_id: str | None,
+    user_id: str | None,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+) -> None:
+    """Add one audit entry; ``changed_fields`` is derived when both snapshots are given."""
+    changed = None
+    if old is not None and new is not None:
+        changed = sorted(k for k in new if k != "updated_at" and old.get(k) != new[k])
+    session.add(AuditLog(table_name=table_name, operation=operation, record_id=str(record_id),
+                         org_id=org_id, user_id=user_id, old_record=old, new_record=new,
+                         changed_fields=changed))

@@ -1,0 +1,103 @@
+"""The one authorization helper: may this principal act with role R in organization O?
+
+Handlers never filter by hand: they load organizations through :func:`authorize_org` (one org,
+refused with the handler's own error) or :func:`visible_orgs` (a list query already scoped).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capgo_server.auth.keys import KeyMode
+from capgo_server.auth.principal import ALL_MODES, Principal
+from capgo_server.auth.roles import Role
+from capgo_server.errors import ApiError
+from capgo_server.models import Membership, Organization
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    org: Organization
+    role: Role
+
+
+def is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def enforce_org_key_policy(org: Organization, principal: Principal) -> None:
+    """Refuse keys the organization's API-key policies forbid (401, spec §2.2 / §3.1)."""
+    if org.require_apikey_expiration and principal.expires_at is None:
+        raise ApiError(
+            401, "org_requires_expiring_key",
+            "This organization requires API keys with an expiration date. Please use a "
+            "different key or update this key with an expiration date.",
+            {"org_id": org.id})
+    if org.enforce_hashed_api_keys and not principal.presented_key_is_hashed:
+        raise ApiError(401, "org_requires_hashed_key",
+                       "This organization requires hashed API keys. Please use a hashed key.",
+                       {"org_id": org.id})
+
+
+async def authorize_org(
+    session: AsyncSession,
+    principal: Principal,
+    org_id: object,
+    *,
+    role: Role,
+    denied: ApiError,
+    modes: Collection[KeyMode] = ALL_MODES,
+    org_wide: bool = False,
+) -> OrgAccess:
+    """The organization ``org_id`` if the principal may act in it with at least ``role``.
+
+    Refused with ``denied`` — the same answer whether the org does not exist or is foreign, so a
+    caller never learns which — when: the id is not a UUID; a key in play is limited to other
+    orgs; a key's mode is not in ``modes``; ``org_wide`` and a key is limited to apps (such a key
+    may not manage the organization itself); the user's membership ranks below ``role`` (a
+    pending invitation ranks below every real role). Then the org's key policies apply (401).
+    """
+    if not is_uuid(org_id) or not principal.may_use_org(str(org_id)):
+        raise denied
+    if not principal.has_mode(modes) or (org_wide and principal.is_app_limited):
+        raise denied
+    row = (
+        await session.execute(
+            select(Organization, Membership.user_right)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Organization.id == str(org_id), Membership.user_id == principal.user_id)
+        )
+    ).first()
+    if row is None:
+        raise denied
+    org, right = row
+    member_role = Role(right)
+    if member_role.rank < role.rank:
+        raise denied
+    enforce_org_key_policy(org, principal)
+    return OrgAccess(org=org, role=member_role)
+
+
+def visible_orgs(principal: Principal, role: Role = Role.read) -> Select[tuple[Organization]]:
+    """Organizations where the principal holds at least ``role`` and its keys allow, oldest first."""
+    query = (
+        select(Organization)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == principal.user_id,
+               Membership.user_right.in_(role.at_least()))
+    )
+    for key in principal.keys:
+        if key.limited_to_orgs:
+            query = query.where(Organization.id.in_(key.limited_to_orgs))
+    return query.order_by(Organization.created_at, Organization.id)

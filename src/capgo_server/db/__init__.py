@@ -1,0 +1,1 @@
+"""Database plumbing: the declarative base, engines, per-request sessions and migrations."""

@@ -1,0 +1,45 @@
+"""One database transaction per request.
+
+:class:`TransactionalRoute` opens a session before the handler runs, commits it when the handler
+returns, and rolls it back when anything raises — before the response is sent. Handlers and
+services therefore only ``flush()``; they never commit. :func:`get_session` is the dependency that
+hands the request's session to a handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+class TransactionalRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle_in_transaction(request: Request) -> Response:
+            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+            async with sessionmaker() as session:
+                request.state.db_session = session
+                try:
+                    response = await handler(request)
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await session.commit()
+                return response
+
+        return handle_in_transaction
+
+
+def _request_session(request: Request) -> AsyncSession:
+    session = getattr(request.state, "db_session", None)
+    if not isinstance(session, AsyncSession):
+        raise RuntimeError("route is not a TransactionalRoute; use capgo_server.routing.router()")
+    return session
+
+
+Session = Annotated[AsyncSession, Depends(_request_session)]

@@ -1,0 +1,1 @@
+"""Organization members and invitations (``/organization/members``)."""

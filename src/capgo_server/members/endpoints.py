@@ -1,0 +1,59 @@
+"""``/organization/members`` (spec §3.1) and ``/organization/members/accept``."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from capgo_server.auth.principal import AnyModeKey
+from capgo_server.db.session import Session
+from capgo_server.members import service
+from capgo_server.members.schemas import (
+    InvitationAccept,
+    InvitationAccepted,
+    MemberInvite,
+    MemberOut,
+    MemberRemove,
+    MemberRemoved,
+    MembersQuery,
+)
+from capgo_server.organizations.schemas import StatusOk
+from capgo_server.parsing import body_or_query, documented_body, validate
+from capgo_server.routing import router
+
+members_router = router(prefix="/organization/members", tags=["members"])
+
+
+@members_router.get("", response_model=list[MemberOut])
+async def get_members(request: Request, session: Session, principal: AnyModeKey
+                      ) -> list[MemberOut]:
+    """Members of an organization, with pending invitations as ``invite_<role>``."""
+    query = validate(MembersQuery, await body_or_query(request))
+    return await service.list_members(session, principal, query.orgId)
+
+
+@members_router.post("", response_model=StatusOk, openapi_extra=documented_body(MemberInvite))
+async def invite_member(request: Request, session: Session, principal: AnyModeKey) -> StatusOk:
+    """Invite an existing user; they hold ``invite_<role>`` until they accept."""
+    body = validate(MemberInvite, await body_or_query(request))
+    await service.invite_member(session, principal, body)
+    return StatusOk()
+
+
+@members_router.post("/accept", response_model=InvitationAccepted,
+                     openapi_extra=documented_body(InvitationAccept))
+async def accept_invitation(request: Request, session: Session, principal: AnyModeKey
+                            ) -> InvitationAccepted:
+    """Accept an invitation to ``orgId`` with the invited user's own key."""
+    body = validate(InvitationAccept, await body_or_query(request))
+    role = await service.accept_invitation(session, principal, body.orgId)
+    return InvitationAccepted(orgId=body.orgId, role=role.value)
+
+
+@members_router.delete("", response_model=MemberRemoved,
+                       openapi_extra=documented_body(MemberRemove))
+async def remove_member(request: Request, session: Session, principal: AnyModeKey
+                        ) -> MemberRemoved:
+    """Remove a member or withdraw an invitation (body or query: ``orgId``, ``email``)."""
+    body = validate(MemberRemove, await body_or_query(request))
+    await service.remove_member(session, principal, body.orgId, str(body.email))
+    return MemberRemoved()

@@ -1,0 +1,59 @@
+"""Request and response shapes of ``/organization/members``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, EmailStr, model_validator
+
+InvitableRole = Literal["read", "upload", "write", "admin", "super_admin"]
+MemberRole = Literal[
+    "invite_read", "invite_upload", "invite_write", "invite_admin", "invite_super_admin",
+    "read", "upload", "write", "admin", "super_admin",
+]
+
+
+class MembersQuery(BaseModel):
+    orgId: str
+
+
+class MemberInvite(BaseModel):
+    """``invite_type`` is the field Capgo's code reads; its docs call it ``role`` (both work)."""
+
+    orgId: str
+    email: EmailStr
+    invite_type: InvitableRole
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_documented_role_field(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "invite_type" not in data and "role" in data:
+            return {**data, "invite_type": data["role"]}
+        return data
+
+
+class MemberRemove(BaseModel):
+    orgId: str
+    email: EmailStr
+
+
+class InvitationAccept(BaseModel):
+    orgId: str
+
+
+class MemberOut(BaseModel):
+    uid: str
+    email: str
+    image_url: str
+    role: MemberRole
+    is_tmp: bool
+
+
+class InvitationAccepted(BaseModel):
+    status: str = "ok"
+    orgId: str
+    role: MemberRole
+
+
+class MemberRemoved(BaseModel):
+    status: str = "OK"

@@ -1,0 +1,1 @@
+"""Organizations (``/organization``) and their audit trail (``/organization/audit``)."""

@@ -1,0 +1,104 @@
+"""Reading request input the way Capgo does (spec §1.1), with the House decisions applied.
+
+Two readers:
+
+* :func:`body_or_query` — JSON body if it parses to an object, else the query string. For GET
+  the query string alone. An empty result on a non-GET request is 400 ``invalid_json_parse_body``.
+* :func:`strict_json_body` — the body must be a JSON object (an empty ``{}`` is allowed).
+
+Both lower-case ``device_id`` and refuse bodies larger than ``CAPGO_MAX_BODY_BYTES`` (413).
+Query-string values stay strings here; the pydantic models coerce them (``?page=1`` is 1).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from capgo_server.errors import ApiError, invalid_body
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+INVALID_JSON = ApiError(400, "invalid_json_parse_body", "Invalid JSON body")
+
+
+async def _read_limited_body(request: Request) -> bytes:
+    limit: int = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    too_large = ApiError(413, "body_too_large", f"Request body exceeds {limit} bytes",
+                         {"max_bytes": limit})
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _lower_device_id(data: dict[str, Any]) -> dict[str, Any]:
+    device_id = data.get("device_id")
+    if isinstance(device_id, str) and device_id:
+        data["device_id"] = device_id.lower()
+    return data
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    raw = await _read_limited_body(request)
+    if not raw.strip():
+        return None
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+async def body_or_query(request: Request) -> dict[str, Any]:
+    """Capgo's ``getBodyOrQuery``: see the module docstring."""
+    if request.method == "GET":
+        return _lower_device_id(dict(request.query_params))
+    data = await _json_object(request)
+    if data is None:
+        data = dict(request.query_params)
+    if not data:
+        raise INVALID_JSON
+    return _lower_device_id(data)
+
+
+async def strict_json_body(request: Request) -> dict[str, Any]:
+    """Capgo's ``parseBody``: a JSON object or 400 ``invalid_json_parse_body``."""
+    data = await _json_object(request)
+    if data is None:
+        raise INVALID_JSON
+    return _lower_device_id(data)
+
+
+def validate(model: type[ModelT], data: dict[str, Any]) -> ModelT:
+    """Validate ``data`` against ``model``; a mismatch is 400 ``invalid_body``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_body(
+            [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from exc
+
+
+def documented_body(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` describing a JSON body that a handler reads itself.
+
+    Handlers read bodies through :func:`body_or_query` / :func:`strict_json_body` (Capgo's
+    semantics), so FastAPI cannot infer the body; this keeps ``/openapi.json`` accurate.
+    """
+    return {
+        "requestBody": {
+            "required": required,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

@@ -52,10 +52,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_headers=CORS_HEADERS,
                        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"])
 
-    @app.api_route("/ok", methods=["GET", "POST"], tags=["health"])
     async def ok() -> dict[str, str]:
         """Liveness check."""
         return {"status": "ok"}
+
+    for method in ("GET", "POST"):
+        app.add_api_route("/ok", ok, methods=[method], tags=["health"],
+                          operation_id=f"ok_{method.lower()}")
 
     app.include_router(organization_router)
     app.include_router(members_router)

@@ -1,0 +1,158 @@
+"""Shared fixtures: every test that uses ``client`` runs once on SQLite and once on PostgreSQL.
+
+PostgreSQL comes from ``CAPGO_TEST_DATABASE_URL`` (default: the local ``test`` database as
+``postgres``); each test session works in a database of its own, created and dropped here. When
+PostgreSQL is not reachable its half of the suite is skipped, unless
+``CAPGO_TEST_REQUIRE_POSTGRES=1`` (set by CI), which makes that an error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
+
+from capgo_server.app import create_app
+from capgo_server.db.base import Base
+from capgo_server.db.engine import make_engine
+from capgo_server.db.migrate import upgrade_to_head
+from capgo_server.settings import Settings
+from capgo_server.users.service import create_user
+
+DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+ENGINES = ["sqlite", "postgresql"]
+
+
+async def _admin_execute(url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
+        password=parsed.password, database=parsed.database or "postgres", timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest_asyncio.fixture(scope="session", params=ENGINES, loop_scope="session")
+async def database_url(request: pytest.FixtureRequest,
+                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A migrated, empty database for the whole session, on each engine in turn."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "capgo.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        engine = make_engine(url)
+        await upgrade_to_head(engine)
+        await engine.dispose()
+        yield url
+        return
+    base_url = os.environ.get("CAPGO_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    name = f"capgo_test_{uuid.uuid4().hex[:12]}"
+    try:
+        await _admin_execute(base_url, f'CREATE DATABASE "{name}"')
+    except (OSError, Exception) as exc:  # asyncpg raises several unrelated types
+        if os.environ.get("CAPGO_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL at {base_url} is required but not usable: {exc}")
+        pytest.skip(f"PostgreSQL at {base_url} is not reachable: {exc}")
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    await upgrade_to_head(engine)
+    await engine.dispose()
+    yield url
+    await _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _empty_all_tables(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        if url.startswith("postgresql"):
+            names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(delete(table))
+    await engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data",
+                    secret="test-secret-" + uuid.uuid4().hex)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+    await _empty_all_tables(database_url)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://capgo.test") as http:
+        yield http
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user made by ``create-user``: their org and their ``all`` key."""
+
+    user_id: str
+    org_id: str
+    key: str
+    email: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": self.key}
+
+
+async def make_account(app: FastAPI, email: str, org_name: str | None = None) -> Account:
+    """Create a user the way ``capgo-server create-user`` does."""
+    async with app.state.sessionmaker() as session, session.begin():
+        account = await create_user(session, email, org_name)
+    return Account(user_id=account.user_id, org_id=account.org_id, key=account.apikey,
+                   email=email)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def alice(app: FastAPI) -> Account:
+    return await make_account(app, "alice@example.com", "Alice Org")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def bob(app: FastAPI) -> Account:
+    return await make_account(app, "bob@example.com", "Bob Org")
+
+
+async def make_key(client: httpx.AsyncClient, owner: Account, **fields: Any) -> dict[str, Any]:
+    """Create an API key through ``POST /apikey`` with the owner's ``all`` key."""
+    body = {"name": fields.pop("name", "test key"), **fields}
+    response = await client.post("/apikey", json=body, headers=owner.headers)
+    assert response.status_code == 200, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    """(status, error code) of a refusal, for compact assertions."""
+    return response.status_code, response.json().get("error")
+
+
+@pytest.fixture
+def anyio_backend() -> Iterator[str]:
+    yield "asyncio"

@@ -1,0 +1,24 @@
+import httpx
+
+
+class TestHealth:
+    async def test_ok_answers_status_ok(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/ok")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+
+    async def test_unknown_route_is_not_found_envelope(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/no/such/route")
+        assert response.status_code == 404
+        assert response.json() == {"error": "not_found", "message": "Not found"}
+
+    async def test_openapi_and_docs_are_served(self, client: httpx.AsyncClient) -> None:
+        spec = await client.get("/openapi.json")
+        assert spec.status_code == 200
+        paths = spec.json()["paths"]
+        for path in ("/organization", "/organization/members", "/organization/members/accept",
+                     "/organization/audit", "/apikey", "/apikey/{key_id}", "/ok"):
+            assert path in paths
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()

@@ -18,8 +18,17 @@ from capgo_server.organizations.endpoints import organization_router
 from capgo_server.settings import Settings
 
 # Headers Capgo's API accepts cross-origin (spec §1.2).
-CORS_HEADERS = ["Content-Type", "Authorization", "capgkey", "capgo_api", "x-api-key",
-                "x-limited-key-id", "apisecret", "apikey", "x-client-info"]
+CORS_HEADERS = [
+    "Content-Type",
+    "Authorization",
+    "capgkey",
+    "capgo_api",
+    "x-api-key",
+    "x-limited-key-id",
+    "apisecret",
+    "apikey",
+    "x-client-info",
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,21 +53,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiters = RateLimiters(
-        failed_auth_per_ip=FixedWindowLimiter(settings.rate_limit_failed_auth,
-                                              settings.rate_limit_failed_auth_window_seconds),
+        failed_auth_per_ip=FixedWindowLimiter(
+            settings.rate_limit_failed_auth, settings.rate_limit_failed_auth_window_seconds
+        ),
         requests_per_key=FixedWindowLimiter(settings.rate_limit_api_key_per_minute, 60),
     )
     install_error_handlers(app)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_headers=CORS_HEADERS,
-                       allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_headers=CORS_HEADERS,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+    )
 
     async def ok() -> dict[str, str]:
         """Liveness check."""
         return {"status": "ok"}
 
     for method in ("GET", "POST"):
-        app.add_api_route("/ok", ok, methods=[method], tags=["health"],
-                          operation_id=f"ok_{method.lower()}")
+        app.add_api_route(
+            "/ok", ok, methods=[method], tags=["health"], operation_id=f"ok_{method.lower()}"
+        )
 
     app.include_router(organization_router)
     app.include_router(members_router)

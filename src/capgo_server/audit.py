@@ -44,6 +44,15 @@ def record(
     changed = None
     if old is not None and new is not None:
         changed = sorted(k for k in new if k != "updated_at" and old.get(k) != new[k])
-    session.add(AuditLog(table_name=table_name, operation=operation, record_id=str(record_id),
-                         org_id=org_id, user_id=user_id, old_record=old, new_record=new,
-                         changed_fields=changed))
+    session.add(
+        AuditLog(
+            table_name=table_name,
+            operation=operation,
+            record_id=str(record_id),
+            org_id=org_id,
+            user_id=user_id,
+            old_record=old,
+            new_record=new,
+            changed_fields=changed,
+        )
+    )

@@ -91,8 +91,15 @@ def serve(
     except RuntimeError as exc:
         fail(str(exc))
     _run_migrations(settings)
-    uvicorn.run("capgo_server.app:create_app", factory=True, host=host, port=port,
-                workers=workers, proxy_headers=True, log_level="info")
+    uvicorn.run(
+        "capgo_server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 @cli.command("create-user")
@@ -116,8 +123,7 @@ def create_user_command(
                 fail("the database is not migrated: run `capgo-server migrate` first")
             async with make_sessionmaker(engine)() as session, session.begin():
                 account = await create_user(session, email, org_name, hashed_key=hashed)
-            return {"user_id": account.user_id, "org_id": account.org_id,
-                    "apikey": account.apikey}
+            return {"user_id": account.user_id, "org_id": account.org_id, "apikey": account.apikey}
         finally:
             await engine.dispose()
 

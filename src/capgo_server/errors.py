@@ -76,8 +76,13 @@ async def _http_error_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-    logger.exception("unhandled error on %s %s (request %s)", request.method, request.url.path,
-                     request_id, exc_info=exc)
+    logger.exception(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
     body = {"error": "unknown_error", "message": "Unknown error", "moreInfo": {}}
     return JSONResponse(body, status_code=500, headers={"x-request-id": request_id})
 

@@ -28,8 +28,9 @@ INVALID_JSON = ApiError(400, "invalid_json_parse_body", "Invalid JSON body")
 async def _read_limited_body(request: Request) -> bytes:
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
-    too_large = ApiError(413, "body_too_large", f"Request body exceeds {limit} bytes",
-                         {"max_bytes": limit})
+    too_large = ApiError(
+        413, "body_too_large", f"Request body exceeds {limit} bytes", {"max_bytes": limit}
+    )
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks: list[bytes] = []

@@ -39,10 +39,12 @@ async def create_key(request: Request, session: Session, principal: AllModeKey) 
     return key_out(key, plain_value=plain)
 
 
-@apikey_router.put("/{key_id}", response_model=ApiKeyOut,
-                   openapi_extra=documented_body(ApiKeyUpdateDoc))
-async def update_key(key_id: str, request: Request, session: Session, principal: AllModeKey
-                     ) -> ApiKeyOut:
+@apikey_router.put(
+    "/{key_id}", response_model=ApiKeyOut, openapi_extra=documented_body(ApiKeyUpdateDoc)
+)
+async def update_key(
+    key_id: str, request: Request, session: Session, principal: AllModeKey
+) -> ApiKeyOut:
     """Rename a key, change its mode, limits or expiry (``expires_at: null`` removes it)."""
     body = await strict_json_body(request)
     return key_out(await service.update_key(session, principal, key_id, body))

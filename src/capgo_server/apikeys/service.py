@@ -60,49 +60,66 @@ def _parse_mode(value: Any) -> str:
 
 def _parse_string_list(value: Any, field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ApiError(400, f"{field}_must_be_an_array_of_strings",
-                       f"{field} must be an array of strings")
+        raise ApiError(
+            400, f"{field}_must_be_an_array_of_strings", f"{field} must be an array of strings"
+        )
     return list(dict.fromkeys(value))
 
 
-async def _policy_orgs(session: AsyncSession, principal: Principal, org_ids: list[str]
-                       ) -> Sequence[Organization]:
+async def _policy_orgs(
+    session: AsyncSession, principal: Principal, org_ids: list[str]
+) -> Sequence[Organization]:
     """The orgs a key is being limited to; each must be one the caller can see (else 404)."""
     if not org_ids:
         return []
     if not all(is_uuid(org_id) for org_id in org_ids):
         raise ApiError(404, "org_not_found", "Organization not found")
-    orgs = (await session.scalars(
-        visible_orgs(principal).where(Organization.id.in_(org_ids)))).all()
+    orgs = (
+        await session.scalars(visible_orgs(principal).where(Organization.id.in_(org_ids)))
+    ).all()
     if len(orgs) != len(set(org_ids)):
         raise ApiError(404, "org_not_found", "Organization not found")
     return orgs
 
 
-def _check_policies(orgs: Sequence[Organization], expires_at: datetime | None, hashed: bool,
-                    principal: Principal) -> None:
+def _check_policies(
+    orgs: Sequence[Organization], expires_at: datetime | None, hashed: bool, principal: Principal
+) -> None:
     """Org key policies (§2.4) and the rule that a key never outlives the key creating it."""
     for org in orgs:
         if org.require_apikey_expiration and expires_at is None:
-            raise ApiError(400, "expiration_required",
-                           "This organization requires API keys to have an expiration date",
-                           {"org_id": org.id})
+            raise ApiError(
+                400,
+                "expiration_required",
+                "This organization requires API keys to have an expiration date",
+                {"org_id": org.id},
+            )
         limit = org.max_apikey_expiration_days
         if limit and expires_at is not None and expires_at > utcnow() + timedelta(days=limit):
-            raise ApiError(400, "expiration_exceeds_max",
-                           f"API key expiration cannot exceed {limit} days for this organization",
-                           {"org_id": org.id, "max_days": limit})
+            raise ApiError(
+                400,
+                "expiration_exceeds_max",
+                f"API key expiration cannot exceed {limit} days for this organization",
+                {"org_id": org.id, "max_days": limit},
+            )
         if org.enforce_hashed_api_keys and not hashed:
-            raise ApiError(400, "hashed_key_required",
-                           "This organization requires hashed API keys", {"org_id": org.id})
+            raise ApiError(
+                400,
+                "hashed_key_required",
+                "This organization requires hashed API keys",
+                {"org_id": org.id},
+            )
     ceiling = principal.expires_at
     if ceiling is not None and (expires_at is None or expires_at > ceiling):
-        raise ApiError(400, "expiration_exceeds_key",
-                       "A key cannot create or extend a key beyond its own expiration",
-                       {"max_expires_at": ceiling.isoformat()})
+        raise ApiError(
+            400,
+            "expiration_exceeds_key",
+            "A key cannot create or extend a key beyond its own expiration",
+            {"max_expires_at": ceiling.isoformat()},
+        )
 
 
-def _own_key(principal: Principal, key_id: str) -> Select[tuple[ApiKey]]:
+def _own_key(principal: Principal, key_id: str) -> Select[ApiKey]:
     """The caller's key by numeric id, or by its value (Capgo matches ``key`` or ``id``)."""
     query = select(ApiKey).where(ApiKey.user_id == principal.user_id)
     if _ID_PATTERN.match(key_id):
@@ -117,12 +134,27 @@ def check_key_id(key_id: str) -> None:
         raise ApiError(400, "invalid_id_format", "API key ID must be a valid UUID or number")
 
 
-def _audit_key(session: AsyncSession, principal: Principal, key: ApiKey, operation: str,
-               old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+def _audit_key(
+    session: AsyncSession,
+    principal: Principal,
+    key: ApiKey,
+    operation: str,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+) -> None:
     # A key limited to orgs shows in each of their trails; secrets are never recorded.
-    for org_id in key.limited_to_orgs or [None]:
-        audit.record(session, table_name="apikeys", operation=operation, record_id=key.id,
-                     org_id=org_id, user_id=principal.user_id, old=old, new=new)
+    org_ids: list[str | None] = list(key.limited_to_orgs) or [None]
+    for org_id in org_ids:
+        audit.record(
+            session,
+            table_name="apikeys",
+            operation=operation,
+            record_id=key.id,
+            org_id=org_id,
+            user_id=principal.user_id,
+            old=old,
+            new=new,
+        )
 
 
 def _key_snapshot(key: ApiKey) -> dict[str, Any]:
@@ -131,8 +163,11 @@ def _key_snapshot(key: ApiKey) -> dict[str, Any]:
 
 async def list_keys(session: AsyncSession, principal: Principal) -> Sequence[ApiKey]:
     refuse_limited(principal, 401, "cannot_list_apikeys")
-    return (await session.scalars(
-        select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id))).all()
+    return (
+        await session.scalars(
+            select(ApiKey).where(ApiKey.user_id == principal.user_id).order_by(ApiKey.id)
+        )
+    ).all()
 
 
 async def get_key(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
@@ -144,8 +179,9 @@ async def get_key(session: AsyncSession, principal: Principal, key_id: str) -> A
     return key
 
 
-async def create_key(session: AsyncSession, principal: Principal, body: dict[str, Any]
-                     ) -> tuple[ApiKey, str]:
+async def create_key(
+    session: AsyncSession, principal: Principal, body: dict[str, Any]
+) -> tuple[ApiKey, str]:
     """Create a key; returns it with its plain value (shown once for hashed keys)."""
     refuse_limited(principal, 400, "cannot_create_apikey")
     name = body.get("name")
@@ -170,18 +206,26 @@ async def create_key(session: AsyncSession, principal: Principal, body: dict[str
     orgs = await _policy_orgs(session, principal, limited_to_orgs)
     _check_policies(orgs, expires_at, hashed, principal)
     plain = new_key_value()
-    key = ApiKey(user_id=principal.user_id, name=name.strip(), mode=mode,
-                 key=None if hashed else plain, secret_sha256=sha256_hex(plain), is_hashed=hashed,
-                 limited_to_orgs=limited_to_orgs, limited_to_apps=limited_to_apps,
-                 expires_at=expires_at)
+    key = ApiKey(
+        user_id=principal.user_id,
+        name=name.strip(),
+        mode=mode,
+        key=None if hashed else plain,
+        secret_sha256=sha256_hex(plain),
+        is_hashed=hashed,
+        limited_to_orgs=limited_to_orgs,
+        limited_to_apps=limited_to_apps,
+        expires_at=expires_at,
+    )
     session.add(key)
     await session.flush()
     _audit_key(session, principal, key, "INSERT", None, _key_snapshot(key))
     return key, plain
 
 
-async def update_key(session: AsyncSession, principal: Principal, key_id: str,
-                     body: dict[str, Any]) -> ApiKey:
+async def update_key(
+    session: AsyncSession, principal: Principal, key_id: str, body: dict[str, Any]
+) -> ApiKey:
     refuse_limited(principal, 401, "cannot_update_apikey")
     check_key_id(key_id)
     changes: dict[str, Any] = {}
@@ -200,17 +244,18 @@ async def update_key(session: AsyncSession, principal: Principal, key_id: str,
             if values:  # as Capgo: an empty list leaves the limit unchanged
                 changes[field] = values
     if not changes:
-        raise ApiError(400, "no_valid_fields_provided_for_update",
-                       "No valid fields provided for update")
+        raise ApiError(
+            400, "no_valid_fields_provided_for_update", "No valid fields provided for update"
+        )
     key = await session.scalar(_own_key(principal, key_id))
     if key is None:
-        raise ApiError(404, "api_key_not_found_or_access_denied",
-                       "API key not found or access denied")
+        raise ApiError(
+            404, "api_key_not_found_or_access_denied", "API key not found or access denied"
+        )
     if "expires_at" in changes or "limited_to_orgs" in changes:
-        orgs = await _policy_orgs(session, principal,
-                                  changes.get("limited_to_orgs", key.limited_to_orgs))
-        _check_policies(orgs, changes.get("expires_at", key.expires_at), key.is_hashed,
-                        principal)
+        new_orgs: list[str] = changes.get("limited_to_orgs", key.limited_to_orgs)
+        orgs = await _policy_orgs(session, principal, new_orgs)
+        _check_policies(orgs, changes.get("expires_at", key.expires_at), key.is_hashed, principal)
     before = _key_snapshot(key)
     for field, value in changes.items():
         setattr(key, field, value)

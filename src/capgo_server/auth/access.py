@@ -40,14 +40,19 @@ def enforce_org_key_policy(org: Organization, principal: Principal) -> None:
     """Refuse keys the organization's API-key policies forbid (401, spec §2.2 / §3.1)."""
     if org.require_apikey_expiration and principal.expires_at is None:
         raise ApiError(
-            401, "org_requires_expiring_key",
+            401,
+            "org_requires_expiring_key",
             "This organization requires API keys with an expiration date. Please use a "
             "different key or update this key with an expiration date.",
-            {"org_id": org.id})
+            {"org_id": org.id},
+        )
     if org.enforce_hashed_api_keys and not principal.presented_key_is_hashed:
-        raise ApiError(401, "org_requires_hashed_key",
-                       "This organization requires hashed API keys. Please use a hashed key.",
-                       {"org_id": org.id})
+        raise ApiError(
+            401,
+            "org_requires_hashed_key",
+            "This organization requires hashed API keys. Please use a hashed key.",
+            {"org_id": org.id},
+        )
 
 
 async def authorize_org(
@@ -89,13 +94,12 @@ async def authorize_org(
     return OrgAccess(org=org, role=member_role)
 
 
-def visible_orgs(principal: Principal, role: Role = Role.read) -> Select[tuple[Organization]]:
-    """Organizations where the principal holds at least ``role`` and its keys allow, oldest first."""
+def visible_orgs(principal: Principal, role: Role = Role.read) -> Select[Organization]:
+    """Orgs where the principal holds at least ``role`` and its keys allow, oldest first."""
     query = (
         select(Organization)
         .join(Membership, Membership.org_id == Organization.id)
-        .where(Membership.user_id == principal.user_id,
-               Membership.user_right.in_(role.at_least()))
+        .where(Membership.user_id == principal.user_id, Membership.user_right.in_(role.at_least()))
     )
     for key in principal.keys:
         if key.limited_to_orgs:

@@ -107,8 +107,13 @@ def _presented_key(request: Request) -> str | None:
 
 
 def too_many_requests(retry_after: int) -> ApiError:
-    return ApiError(429, "too_many_requests", "You are being rate limited",
-                    {"retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
+    return ApiError(
+        429,
+        "too_many_requests",
+        "You are being rate limited",
+        {"retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 INVALID_APIKEY = ApiError(401, "invalid_apikey", "Invalid apikey")

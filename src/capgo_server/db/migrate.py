@@ -44,3 +44,37 @@ async def pending_migrations(engine: AsyncEngine) -> bool:
     async with engine.connect() as connection:
         current = await connection.run_sync(_current_revision)
     return current != head
+
+
+def new_revision(message: str) -> None:
+    """Autogenerate the next revision from the models (``make migration MSG=...``).
+
+    It diffs the models against a scratch SQLite database migrated to head. Review the result by
+    hand: autogenerate misses renames and server defaults.
+    """
+    import asyncio
+    import tempfile
+
+    from capgo_server.db.engine import make_engine
+
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite+aiosqlite:///{scratch}/scratch.db"
+        engine = make_engine(url)
+
+        async def generate() -> None:
+            await upgrade_to_head(engine)
+            async with engine.begin() as connection:
+                await connection.run_sync(
+                    lambda sync: command.revision(
+                        alembic_config(sync), message=message, autogenerate=True
+                    )
+                )
+            await engine.dispose()
+
+        asyncio.run(generate())
+
+
+if __name__ == "__main__":
+    import sys
+
+    new_revision(" ".join(sys.argv[1:]) or "change")

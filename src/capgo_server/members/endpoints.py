@@ -24,8 +24,7 @@ members_router = router(prefix="/organization/members", tags=["members"])
 
 
 @members_router.get("", response_model=list[MemberOut])
-async def get_members(request: Request, session: Session, principal: AnyModeKey
-                      ) -> list[MemberOut]:
+async def get_members(request: Request, session: Session, principal: AnyModeKey) -> list[MemberOut]:
     """Members of an organization, with pending invitations as ``invite_<role>``."""
     query = validate(MembersQuery, await body_or_query(request))
     return await service.list_members(session, principal, query.orgId)
@@ -39,20 +38,22 @@ async def invite_member(request: Request, session: Session, principal: AnyModeKe
     return StatusOk()
 
 
-@members_router.post("/accept", response_model=InvitationAccepted,
-                     openapi_extra=documented_body(InvitationAccept))
-async def accept_invitation(request: Request, session: Session, principal: AnyModeKey
-                            ) -> InvitationAccepted:
+@members_router.post(
+    "/accept", response_model=InvitationAccepted, openapi_extra=documented_body(InvitationAccept)
+)
+async def accept_invitation(
+    request: Request, session: Session, principal: AnyModeKey
+) -> InvitationAccepted:
     """Accept an invitation to ``orgId`` with the invited user's own key."""
     body = validate(InvitationAccept, await body_or_query(request))
     role = await service.accept_invitation(session, principal, body.orgId)
     return InvitationAccepted(orgId=body.orgId, role=role.value)
 
 
-@members_router.delete("", response_model=MemberRemoved,
-                       openapi_extra=documented_body(MemberRemove))
-async def remove_member(request: Request, session: Session, principal: AnyModeKey
-                        ) -> MemberRemoved:
+@members_router.delete(
+    "", response_model=MemberRemoved, openapi_extra=documented_body(MemberRemove)
+)
+async def remove_member(request: Request, session: Session, principal: AnyModeKey) -> MemberRemoved:
     """Remove a member or withdraw an invitation (body or query: ``orgId``, ``email``)."""
     body = validate(MemberRemove, await body_or_query(request))
     await service.remove_member(session, principal, body.orgId, str(body.email))

@@ -8,8 +8,16 @@ from pydantic import BaseModel, EmailStr, model_validator
 
 InvitableRole = Literal["read", "upload", "write", "admin", "super_admin"]
 MemberRole = Literal[
-    "invite_read", "invite_upload", "invite_write", "invite_admin", "invite_super_admin",
-    "read", "upload", "write", "admin", "super_admin",
+    "invite_read",
+    "invite_upload",
+    "invite_write",
+    "invite_admin",
+    "invite_super_admin",
+    "read",
+    "upload",
+    "write",
+    "admin",
+    "super_admin",
 ]
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
 from capgo_server.auth.access import authorize_org, is_uuid
-from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.keys import KeyMode
+from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
 from capgo_server.members.schemas import MemberInvite, MemberOut
@@ -21,26 +21,34 @@ from capgo_server.models import Membership, User
 
 
 def _cannot_access(org_id: str) -> ApiError:
-    return ApiError(400, "cannot_access_organization", "You can't access this organization",
-                    {"orgId": org_id})
+    return ApiError(
+        400, "cannot_access_organization", "You can't access this organization", {"orgId": org_id}
+    )
 
 
 def _invite_refused(status: str) -> ApiError:
-    return ApiError(400, "error_inviting_user_to_organization",
-                    "Error inviting user to organization", {"data": status})
+    return ApiError(
+        400,
+        "error_inviting_user_to_organization",
+        "Error inviting user to organization",
+        {"data": status},
+    )
 
 
-async def list_members(session: AsyncSession, principal: Principal, org_id: str
-                       ) -> list[MemberOut]:
-    await authorize_org(session, principal, org_id, role=Role.read,
-                        denied=_cannot_access(org_id))
+async def list_members(session: AsyncSession, principal: Principal, org_id: str) -> list[MemberOut]:
+    await authorize_org(session, principal, org_id, role=Role.read, denied=_cannot_access(org_id))
     rows = await session.execute(
         select(User, Membership.user_right)
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.org_id == org_id)
-        .order_by(Membership.created_at, Membership.id))
-    return [MemberOut(uid=user.id, email=user.email, image_url=user.image_url or "",
-                      role=right, is_tmp=False) for user, right in rows.all()]
+        .order_by(Membership.created_at, Membership.id)
+    )
+    return [
+        MemberOut(
+            uid=user.id, email=user.email, image_url=user.image_url or "", role=right, is_tmp=False
+        )
+        for user, right in rows.all()
+    ]
 
 
 async def invite_member(session: AsyncSession, principal: Principal, body: MemberInvite) -> None:
@@ -50,49 +58,83 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
     Capgo's statuses: ``NO_RIGHTS`` (granting above one's own rank), ``NO_EMAIL`` (no such user),
     ``ALREADY_INVITED`` (already a member or invited).
     """
-    access = await authorize_org(session, principal, body.orgId, role=Role.admin,
-                                 modes=WRITE_MODES, org_wide=True,
-                                 denied=_cannot_access(body.orgId))
+    access = await authorize_org(
+        session,
+        principal,
+        body.orgId,
+        role=Role.admin,
+        modes=WRITE_MODES,
+        org_wide=True,
+        denied=_cannot_access(body.orgId),
+    )
     offered = Role(body.invite_type)
     if offered == Role.super_admin and access.role != Role.super_admin:
         raise _invite_refused("NO_RIGHTS")
     user = await session.scalar(select(User).where(User.email == str(body.email).lower()))
     if user is None:
         raise _invite_refused("NO_EMAIL")
-    existing = await session.scalar(select(Membership.id).where(
-        Membership.org_id == access.org.id, Membership.user_id == user.id))
+    existing = await session.scalar(
+        select(Membership.id).where(
+            Membership.org_id == access.org.id, Membership.user_id == user.id
+        )
+    )
     if existing is not None:
         raise _invite_refused("ALREADY_INVITED")
-    membership = Membership(org_id=access.org.id, user_id=user.id,
-                            user_right=offered.invitation().value)
+    membership = Membership(
+        org_id=access.org.id, user_id=user.id, user_right=offered.invitation().value
+    )
     session.add(membership)
     await session.flush()
-    audit.record(session, table_name="org_users", operation="INSERT", record_id=membership.id,
-                 org_id=access.org.id, user_id=principal.user_id,
-                 new=audit.snapshot(membership))
+    audit.record(
+        session,
+        table_name="org_users",
+        operation="INSERT",
+        record_id=membership.id,
+        org_id=access.org.id,
+        user_id=principal.user_id,
+        new=audit.snapshot(membership),
+    )
 
 
 async def accept_invitation(session: AsyncSession, principal: Principal, org_id: str) -> Role:
     """Turn the caller's own ``invite_<role>`` into ``<role>``; returns the role now held."""
-    if not is_uuid(org_id) or not principal.may_use_org(org_id) \
-            or not principal.has_mode(WRITE_MODES):
+    if (
+        not is_uuid(org_id)
+        or not principal.may_use_org(org_id)
+        or not principal.has_mode(WRITE_MODES)
+    ):
         raise _cannot_access(org_id)
-    membership = await session.scalar(select(Membership).where(
-        Membership.org_id == org_id, Membership.user_id == principal.user_id))
+    membership = await session.scalar(
+        select(Membership).where(
+            Membership.org_id == org_id, Membership.user_id == principal.user_id
+        )
+    )
     if membership is None or not Role(membership.user_right).is_invitation:
-        raise ApiError(404, "invitation_not_found",
-                       "No pending invitation to this organization", {"orgId": org_id})
+        raise ApiError(
+            404,
+            "invitation_not_found",
+            "No pending invitation to this organization",
+            {"orgId": org_id},
+        )
     before = audit.snapshot(membership)
     membership.user_right = Role(membership.user_right).accepted().value
     await session.flush()
-    audit.record(session, table_name="org_users", operation="UPDATE", record_id=membership.id,
-                 org_id=org_id, user_id=principal.user_id, old=before,
-                 new=audit.snapshot(membership))
+    audit.record(
+        session,
+        table_name="org_users",
+        operation="UPDATE",
+        record_id=membership.id,
+        org_id=org_id,
+        user_id=principal.user_id,
+        old=before,
+        new=audit.snapshot(membership),
+    )
     return Role(membership.user_right)
 
 
-async def remove_member(session: AsyncSession, principal: Principal, org_id: str,
-                        email: str) -> None:
+async def remove_member(
+    session: AsyncSession, principal: Principal, org_id: str, email: str
+) -> None:
     """Remove a member (or withdraw an invitation); the removed user loses access at once.
 
     Anyone may leave an organization (key mode write/all). Removing someone else needs the
@@ -101,31 +143,53 @@ async def remove_member(session: AsyncSession, principal: Principal, org_id: str
     removed (400 ``cannot_remove_last_super_admin``): an organization always has an owner.
     """
     denied = _cannot_access(org_id)
-    access = await authorize_org(session, principal, org_id, role=Role.read, denied=denied,
-                                 modes=WRITE_MODES)
+    access = await authorize_org(
+        session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES
+    )
     target = await session.scalar(
-        select(Membership).join(User, User.id == Membership.user_id)
-        .where(Membership.org_id == org_id, User.email == email.lower()))
+        select(Membership)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.org_id == org_id, User.email == email.lower())
+    )
     if target is None:
-        raise ApiError(404, "user_not_found", "User not found in this organization",
-                       {"email": email})
+        raise ApiError(
+            404, "user_not_found", "User not found in this organization", {"email": email}
+        )
     if target.user_id != principal.user_id:
-        if (access.role.rank < Role.admin.rank or not principal.has_mode({KeyMode.all})
-                or principal.is_app_limited):
+        if (
+            access.role.rank < Role.admin.rank
+            or not principal.has_mode({KeyMode.all})
+            or principal.is_app_limited
+        ):
             raise denied
         if Role(target.user_right).rank > access.role.rank:
-            raise ApiError(403, "cannot_delete_higher_priority_role",
-                           "You cannot remove a member with a higher role than yours",
-                           {"email": email})
+            raise ApiError(
+                403,
+                "cannot_delete_higher_priority_role",
+                "You cannot remove a member with a higher role than yours",
+                {"email": email},
+            )
     if target.user_right == Role.super_admin.value:
-        owners = await session.scalar(select(func.count()).select_from(Membership).where(
-            Membership.org_id == org_id, Membership.user_right == Role.super_admin.value))
+        owners = await session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.org_id == org_id, Membership.user_right == Role.super_admin.value)
+        )
         if (owners or 0) <= 1:
-            raise ApiError(400, "cannot_remove_last_super_admin",
-                           "An organization must keep at least one super_admin",
-                           {"email": email})
+            raise ApiError(
+                400,
+                "cannot_remove_last_super_admin",
+                "An organization must keep at least one super_admin",
+                {"email": email},
+            )
     before = audit.snapshot(target)
     await session.execute(delete(Membership).where(Membership.id == target.id))
-    audit.record(session, table_name="org_users", operation="DELETE", record_id=target.id,
-                 org_id=org_id, user_id=principal.user_id, old=before)
-
+    audit.record(
+        session,
+        table_name="org_users",
+        operation="DELETE",
+        record_id=target.id,
+        org_id=org_id,
+        user_id=principal.user_id,
+        old=before,
+    )

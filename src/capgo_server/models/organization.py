@@ -16,10 +16,8 @@ class Organization(Base):
     __tablename__ = "orgs"
     __table_args__ = (UniqueConstraint("name", "created_by"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True,
-                                    default=lambda: str(uuid.uuid4()))
-    created_by: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
-                                            index=True)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     logo: Mapped[str | None] = mapped_column(Text)

@@ -30,9 +30,7 @@ organization_router = router(prefix="/organization", tags=["organizations"])
 
 
 @organization_router.get("", response_model=OrganizationOut | list[OrganizationOut])
-async def get_organizations(
-    request: Request, session: Session, principal: AnyModeKey
-) -> Any:
+async def get_organizations(request: Request, session: Session, principal: AnyModeKey) -> Any:
     """One organization (``orgId``), or every organization the key may see (50 per ``page``)."""
     query = validate(OrganizationQuery, await body_or_query(request))
     if query.orgId is not None:
@@ -62,17 +60,26 @@ _SAVE_DOC = documented_body(OrganizationCreate) | {
 _SAVE_RESPONSE = OrganizationCreated | OrganizationUpdated
 
 organization_router.add_api_route(
-    "", _save_organization, methods=["POST"], response_model=_SAVE_RESPONSE,
-    summary="Create or update an organization", openapi_extra=_SAVE_DOC,
-    operation_id="post_organization")
+    "",
+    _save_organization,
+    methods=["POST"],
+    response_model=_SAVE_RESPONSE,
+    summary="Create or update an organization",
+    openapi_extra=_SAVE_DOC,
+    operation_id="post_organization",
+)
 organization_router.add_api_route(
-    "", _save_organization, methods=["PUT"], response_model=_SAVE_RESPONSE,
-    summary="Create or update an organization", openapi_extra=_SAVE_DOC,
-    operation_id="put_organization")
+    "",
+    _save_organization,
+    methods=["PUT"],
+    response_model=_SAVE_RESPONSE,
+    summary="Create or update an organization",
+    openapi_extra=_SAVE_DOC,
+    operation_id="put_organization",
+)
 
 
-@organization_router.delete("", response_model=StatusOk,
-                            openapi_extra=documented_body(OrgIdInput))
+@organization_router.delete("", response_model=StatusOk, openapi_extra=documented_body(OrgIdInput))
 async def delete_organization(
     request: Request, session: Session, principal: AnyModeKey
 ) -> StatusOk:
@@ -89,5 +96,9 @@ async def get_audit_logs(request: Request, session: Session, principal: AnyModeK
     """The organization's audit trail, newest first (``page``, ``limit`` up to 100)."""
     query = validate(AuditQuery, await body_or_query(request))
     rows, total, limit = await service.audit_page(session, principal, query)
-    return AuditPage(data=[AuditEntry.model_validate(row) for row in rows], total=total,
-                     page=query.page, limit=limit)
+    return AuditPage(
+        data=[AuditEntry.model_validate(row) for row in rows],
+        total=total,
+        page=query.page,
+        limit=limit,
+    )

@@ -22,13 +22,13 @@ MAX_EXPIRATION_DAYS_RANGE = range(1, 366)
 
 
 def _invalid_org_id(org_id: object) -> ApiError:
-    return ApiError(400, "invalid_org_id", "You can't access this organization",
-                    {"org_id": org_id})
+    return ApiError(400, "invalid_org_id", "You can't access this organization", {"org_id": org_id})
 
 
 def _cannot_access(org_id: object) -> ApiError:
-    return ApiError(400, "cannot_access_organization", "You can't access this organization",
-                    {"orgId": org_id})
+    return ApiError(
+        400, "cannot_access_organization", "You can't access this organization", {"orgId": org_id}
+    )
 
 
 async def list_organizations(
@@ -41,8 +41,9 @@ async def list_organizations(
 async def get_organization(
     session: AsyncSession, principal: Principal, org_id: str
 ) -> Organization:
-    access = await authorize_org(session, principal, org_id, role=Role.read,
-                                 denied=_invalid_org_id(org_id))
+    access = await authorize_org(
+        session, principal, org_id, role=Role.read, denied=_invalid_org_id(org_id)
+    )
     return access.org
 
 
@@ -62,13 +63,20 @@ async def create_organization(
     if user is None:
         raise ApiError(400, "cannot_get_user", "Cannot get user")
     taken = await session.scalar(
-        select(Organization.id).where(Organization.name == body.name,
-                                      Organization.created_by == user.id))
+        select(Organization.id).where(
+            Organization.name == body.name, Organization.created_by == user.id
+        )
+    )
     if taken is not None:
-        raise ApiError(400, "cannot_create_org", "An organization with this name already exists",
-                       {"name": body.name})
-    org = Organization(name=body.name, created_by=user.id,
-                       management_email=str(body.email or user.email))
+        raise ApiError(
+            400,
+            "cannot_create_org",
+            "An organization with this name already exists",
+            {"name": body.name},
+        )
+    org = Organization(
+        name=body.name, created_by=user.id, management_email=str(body.email or user.email)
+    )
     session.add(org)
     try:
         await session.flush()
@@ -77,25 +85,46 @@ async def create_organization(
     membership = Membership(org_id=org.id, user_id=user.id, user_right=Role.super_admin.value)
     session.add(membership)
     await session.flush()
-    audit.record(session, table_name="orgs", operation="INSERT", record_id=org.id, org_id=org.id,
-                 user_id=user.id, new=audit.snapshot(org))
-    audit.record(session, table_name="org_users", operation="INSERT", record_id=membership.id,
-                 org_id=org.id, user_id=user.id, new=audit.snapshot(membership))
+    audit.record(
+        session,
+        table_name="orgs",
+        operation="INSERT",
+        record_id=org.id,
+        org_id=org.id,
+        user_id=user.id,
+        new=audit.snapshot(org),
+    )
+    audit.record(
+        session,
+        table_name="org_users",
+        operation="INSERT",
+        record_id=membership.id,
+        org_id=org.id,
+        user_id=user.id,
+        new=audit.snapshot(membership),
+    )
     return org
 
 
 async def update_organization(
     session: AsyncSession, principal: Principal, body: OrganizationUpdate
 ) -> Organization:
-    access = await authorize_org(session, principal, body.orgId, role=Role.admin,
-                                 modes=WRITE_MODES, org_wide=True,
-                                 denied=_cannot_access(body.orgId))
+    access = await authorize_org(
+        session,
+        principal,
+        body.orgId,
+        role=Role.admin,
+        modes=WRITE_MODES,
+        org_wide=True,
+        denied=_cannot_access(body.orgId),
+    )
     org = access.org
     changes = body.model_dump(exclude_unset=True, exclude={"orgId"})
     days = changes.get("max_apikey_expiration_days")
     if days is not None and days not in MAX_EXPIRATION_DAYS_RANGE:
-        raise ApiError(400, "invalid_max_expiration_days",
-                       "Maximum expiration days must be between 1 and 365")
+        raise ApiError(
+            400, "invalid_max_expiration_days", "Maximum expiration days must be between 1 and 365"
+        )
     # ``null`` is meaningful only where the column may be empty.
     nullable = {"logo", "max_apikey_expiration_days", "required_encryption_key"}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
@@ -105,40 +134,69 @@ async def update_organization(
         return org
     if "name" in changes and changes["name"] != org.name:
         taken = await session.scalar(
-            select(Organization.id).where(Organization.name == changes["name"],
-                                          Organization.created_by == org.created_by))
+            select(Organization.id).where(
+                Organization.name == changes["name"], Organization.created_by == org.created_by
+            )
+        )
         if taken is not None:
-            raise ApiError(400, "cannot_update_org",
-                           "An organization with this name already exists",
-                           {"name": changes["name"]})
+            raise ApiError(
+                400,
+                "cannot_update_org",
+                "An organization with this name already exists",
+                {"name": changes["name"]},
+            )
     before = audit.snapshot(org)
     for field, value in changes.items():
         setattr(org, field, value)
     await session.flush()
     await session.refresh(org)
-    audit.record(session, table_name="orgs", operation="UPDATE", record_id=org.id, org_id=org.id,
-                 user_id=principal.user_id, old=before, new=audit.snapshot(org))
+    audit.record(
+        session,
+        table_name="orgs",
+        operation="UPDATE",
+        record_id=org.id,
+        org_id=org.id,
+        user_id=principal.user_id,
+        old=before,
+        new=audit.snapshot(org),
+    )
     return org
 
 
 async def delete_organization(session: AsyncSession, principal: Principal, org_id: str) -> None:
     """Delete an org and, through foreign-key cascades, everything it owns."""
-    denied = ApiError(403, "invalid_org_id", "You can't delete this organization",
-                      {"org_id": org_id})
-    access = await authorize_org(session, principal, org_id, role=Role.super_admin,
-                                 modes=WRITE_MODES, org_wide=True, denied=denied)
+    denied = ApiError(
+        403, "invalid_org_id", "You can't delete this organization", {"org_id": org_id}
+    )
+    access = await authorize_org(
+        session,
+        principal,
+        org_id,
+        role=Role.super_admin,
+        modes=WRITE_MODES,
+        org_wide=True,
+        denied=denied,
+    )
     before = audit.snapshot(access.org)
     await session.execute(delete(Organization).where(Organization.id == access.org.id))
-    audit.record(session, table_name="orgs", operation="DELETE", record_id=access.org.id,
-                 org_id=access.org.id, user_id=principal.user_id, old=before)
+    audit.record(
+        session,
+        table_name="orgs",
+        operation="DELETE",
+        record_id=access.org.id,
+        org_id=access.org.id,
+        user_id=principal.user_id,
+        old=before,
+    )
 
 
 async def audit_page(
     session: AsyncSession, principal: Principal, query: AuditQuery
 ) -> tuple[Sequence[AuditLog], int, int]:
     """One page of an org's audit trail, newest first; returns (rows, total, limit applied)."""
-    access = await authorize_org(session, principal, query.orgId, role=Role.read,
-                                 denied=_invalid_org_id(query.orgId))
+    access = await authorize_org(
+        session, principal, query.orgId, role=Role.read, denied=_invalid_org_id(query.orgId)
+    )
     limit = min(query.limit, AUDIT_MAX_LIMIT)
     conditions = [AuditLog.org_id == access.org.id]
     if query.tableName:
@@ -147,7 +205,10 @@ async def audit_page(
         conditions.append(AuditLog.operation == query.operation.upper())
     total = await session.scalar(select(func.count()).select_from(AuditLog).where(*conditions))
     rows = await session.scalars(
-        select(AuditLog).where(*conditions)
+        select(AuditLog)
+        .where(*conditions)
         .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
-        .offset(query.page * limit).limit(limit))
+        .offset(query.page * limit)
+        .limit(limit)
+    )
     return rows.all(), total or 0, limit

@@ -24,8 +24,9 @@ class NewAccount:
     apikey: str
 
 
-async def create_user(session: AsyncSession, email: str, org_name: str | None = None,
-                      *, hashed_key: bool = False) -> NewAccount:
+async def create_user(
+    session: AsyncSession, email: str, org_name: str | None = None, *, hashed_key: bool = False
+) -> NewAccount:
     """A user, an org they own as ``super_admin`` and a key of mode ``all`` (flushed only).
 
     Raises :class:`UserExistsError` when a user has that e-mail already.
@@ -36,19 +37,43 @@ async def create_user(session: AsyncSession, email: str, org_name: str | None = 
     user = User(email=email)
     session.add(user)
     await session.flush()
-    org = Organization(name=org_name or f"{email.split('@')[0]}'s organization",
-                       created_by=user.id, management_email=email)
+    org = Organization(
+        name=org_name or f"{email.split('@')[0]}'s organization",
+        created_by=user.id,
+        management_email=email,
+    )
     session.add(org)
     await session.flush()
     membership = Membership(org_id=org.id, user_id=user.id, user_right=Role.super_admin.value)
     plain = new_key_value()
-    key = ApiKey(user_id=user.id, name="all", mode=KeyMode.all.value,
-                 key=None if hashed_key else plain, secret_sha256=sha256_hex(plain),
-                 is_hashed=hashed_key, limited_to_orgs=[], limited_to_apps=[])
+    key = ApiKey(
+        user_id=user.id,
+        name="all",
+        mode=KeyMode.all.value,
+        key=None if hashed_key else plain,
+        secret_sha256=sha256_hex(plain),
+        is_hashed=hashed_key,
+        limited_to_orgs=[],
+        limited_to_apps=[],
+    )
     session.add_all([membership, key])
     await session.flush()
-    audit.record(session, table_name="orgs", operation="INSERT", record_id=org.id, org_id=org.id,
-                 user_id=user.id, new=audit.snapshot(org))
-    audit.record(session, table_name="org_users", operation="INSERT", record_id=membership.id,
-                 org_id=org.id, user_id=user.id, new=audit.snapshot(membership))
+    audit.record(
+        session,
+        table_name="orgs",
+        operation="INSERT",
+        record_id=org.id,
+        org_id=org.id,
+        user_id=user.id,
+        new=audit.snapshot(org),
+    )
+    audit.record(
+        session,
+        table_name="org_users",
+        operation="INSERT",
+        record_id=membership.id,
+        org_id=org.id,
+        user_id=user.id,
+        new=audit.snapshot(membership),
+    )
     return NewAccount(user_id=user.id, org_id=org.id, apikey=plain)

@@ -1,0 +1,42 @@
+# One command to run the server, one to run the tests. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint migration install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make run: install, migrate and serve on http://127.0.0.1:8000 (SQLite under ./data)
+run: install
+	$(BIN)/capgo-server serve $(ARGS)
+
+## make test: the whole suite, on SQLite and on PostgreSQL (CAPGO_TEST_DATABASE_URL)
+test: install-dev
+	$(BIN)/pytest $(ARGS)
+
+## make lint: formatting, lint and strict typing, as CI runs them
+lint: install-dev
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+
+## make migration MSG="what changed": autogenerate the next Alembic revision from the models
+migration: install-dev
+	$(BIN)/python -m capgo_server.db.migrate "$(MSG)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

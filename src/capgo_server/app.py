@@ -10,12 +10,18 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from capgo_server import __version__
 from capgo_server.apikeys.endpoints import apikey_router
+from capgo_server.apps.endpoints import apps_router
 from capgo_server.auth.ratelimit import FixedWindowLimiter, RateLimiters
+from capgo_server.bundles.endpoints import bundles_router
+from capgo_server.channels.endpoints import channels_router
 from capgo_server.db.engine import make_engine, make_sessionmaker
+from capgo_server.devices.endpoints import devices_router
 from capgo_server.errors import install_error_handlers
+from capgo_server.files.endpoints import files_router
 from capgo_server.members.endpoints import members_router
 from capgo_server.organizations.endpoints import organization_router
 from capgo_server.settings import Settings
+from capgo_server.storage.factory import make_store
 
 # Headers Capgo's API accepts cross-origin (spec §1.2).
 CORS_HEADERS = [
@@ -52,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.bundle_store = make_store(settings)
     app.state.rate_limiters = RateLimiters(
         failed_auth_per_ip=FixedWindowLimiter(
             settings.rate_limit_failed_auth, settings.rate_limit_failed_auth_window_seconds
@@ -78,4 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(organization_router)
     app.include_router(members_router)
     app.include_router(apikey_router)
+    app.include_router(apps_router)
+    app.include_router(channels_router)
+    app.include_router(devices_router)
+    app.include_router(bundles_router)
+    app.include_router(files_router)
     return app

@@ -136,5 +136,17 @@ def create_user_command(
     typer.echo(json.dumps(result))
 
 
+def _register_subcommands() -> None:
+    # ``bundle upload|list|delete`` are API clients; they live in their own module.
+    try:
+        from capgo_server.bundle_cli import bundle_cli
+    except ImportError:  # pragma: no cover - module being written
+        return
+    cli.add_typer(bundle_cli, name="bundle")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     cli()

@@ -56,20 +56,38 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: absurdly deep nesting ("[[[[...") is unparseable input, not a crash.
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def _reject_nul(value: Any) -> None:
+    """400 for NUL characters: PostgreSQL text cannot hold them, and no field needs them."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(400, "invalid_body", "Strings must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _reject_nul(item)
 
 
 async def body_or_query(request: Request) -> dict[str, Any]:
     """Capgo's ``getBodyOrQuery``: see the module docstring."""
     if request.method == "GET":
-        return _lower_device_id(dict(request.query_params))
-    data = await _json_object(request)
-    if data is None:
-        data = dict(request.query_params)
-    if not data:
-        raise INVALID_JSON
+        data: dict[str, Any] | None = dict(request.query_params)
+    else:
+        data = await _json_object(request)
+        if data is None:
+            data = dict(request.query_params)
+        if not data:
+            raise INVALID_JSON
+    assert data is not None
+    _reject_nul(data)
     return _lower_device_id(data)
 
 
@@ -78,6 +96,7 @@ async def strict_json_body(request: Request) -> dict[str, Any]:
     data = await _json_object(request)
     if data is None:
         raise INVALID_JSON
+    _reject_nul(data)
     return _lower_device_id(data)
 
 

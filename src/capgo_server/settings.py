@@ -40,6 +40,22 @@ class Settings(BaseSettings):
         default=2000, description="Requests per API key per minute before 429."
     )
 
+    storage_url: str | None = Field(
+        default=None,
+        description="Where bundle files live: unset for files under data_dir/bundles, or "
+        "s3://bucket/prefix for any S3-compatible object store.",
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (non-AWS stores).")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    max_upload_bytes: int = Field(
+        default=1024 * 1024 * 1024, description="Largest bundle accepted by the upload (413)."
+    )
+    download_url_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, description="How long a signed bundle download URL stays valid."
+    )
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -17,16 +17,18 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
-from capgo_server.auth.access import is_uuid, visible_orgs
+from capgo_server.auth.access import is_uuid, visible_apps, visible_orgs
 from capgo_server.auth.keys import KeyMode, new_key_value, sha256_hex
 from capgo_server.auth.principal import Principal
 from capgo_server.clock import utcnow
 from capgo_server.errors import ApiError
-from capgo_server.models import ApiKey, Organization
+from capgo_server.models import ApiKey, App, Organization
 
 _MODES = ", ".join(mode.value for mode in KeyMode)
 _ID_PATTERN = re.compile(r"^\d{1,18}$")
 _DATETIME = TypeAdapter(datetime)
+#: Longest key name stored (the column's size).
+MAX_NAME_LENGTH = 200
 _UNSET: Any = object()
 
 
@@ -53,9 +55,19 @@ def _parse_expiry(value: Any) -> datetime | None:
 
 
 def _parse_mode(value: Any) -> str:
-    if value not in {mode.value for mode in KeyMode}:
+    if not isinstance(value, str) or value not in {mode.value for mode in KeyMode}:
         raise ApiError(400, "invalid_mode", f"Invalid mode. Must be one of: {_MODES}")
     return str(value)
+
+
+def _check_name_length(name: str) -> None:
+    if len(name.strip()) > MAX_NAME_LENGTH:
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"name must be at most {MAX_NAME_LENGTH} characters",
+            {"field": "name"},
+        )
 
 
 def _parse_string_list(value: Any, field: str) -> list[str]:
@@ -85,7 +97,7 @@ async def _policy_orgs(
 def _check_policies(
     orgs: Sequence[Organization], expires_at: datetime | None, hashed: bool, principal: Principal
 ) -> None:
-    """Org key policies (§2.4) and the rule that a key never outlives the key creating it."""
+    """Org key policies (§2.4), then :func:`check_within_caller_expiry`."""
     for org in orgs:
         if org.require_apikey_expiration and expires_at is None:
             raise ApiError(
@@ -109,6 +121,12 @@ def _check_policies(
                 "This organization requires hashed API keys",
                 {"org_id": org.id},
             )
+    check_within_caller_expiry(expires_at, principal)
+
+
+def check_within_caller_expiry(expires_at: datetime | None, principal: Principal) -> None:
+    """A key that expires may not create, or change, a key that outlives it: otherwise it
+    could give itself a longer life (or a broader mode) before it runs out."""
     ceiling = principal.expires_at
     if ceiling is not None and (expires_at is None or expires_at > ceiling):
         raise ApiError(
@@ -187,6 +205,7 @@ async def create_key(
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise ApiError(400, "name_is_required", "Name is required")
+    _check_name_length(name)
     mode = _parse_mode(body.get("mode", KeyMode.all.value))
     expires_at = _parse_expiry(body.get("expires_at"))
     hashed = body.get("hashed", False)
@@ -199,10 +218,17 @@ async def create_key(
         if not isinstance(org_id, str) or not await _policy_orgs(session, principal, [org_id]):
             raise ApiError(404, "org_not_found", "Organization not found")
         limited_to_orgs = [org_id]
-    if body.get("app_id") is not None:
-        # ``app_id`` names an app by its uuid; apps arrive with the management API, so until
-        # then no app can match.
-        raise ApiError(404, "app_not_found", "App not found")
+    app_uuid = body.get("app_id")
+    if app_uuid is not None:
+        # ``app_id`` names the app by its uuid (``apps.id``), not its reverse-domain id (§3.2).
+        app = (
+            await session.scalar(visible_apps(principal).where(App.id == app_uuid))
+            if is_uuid(app_uuid)
+            else None
+        )
+        if app is None:
+            raise ApiError(404, "app_not_found", "App not found")
+        limited_to_apps = [app.app_id]
     orgs = await _policy_orgs(session, principal, limited_to_orgs)
     _check_policies(orgs, expires_at, hashed, principal)
     plain = new_key_value()
@@ -235,6 +261,7 @@ async def update_key(
         if not isinstance(body["name"], str):
             raise ApiError(400, "name_must_be_a_string", "Name must be a string")
         if body["name"].strip():
+            _check_name_length(body["name"])
             changes["name"] = body["name"].strip()
     if body.get("mode") is not None:
         changes["mode"] = _parse_mode(body["mode"])
@@ -256,6 +283,8 @@ async def update_key(
         new_orgs: list[str] = changes.get("limited_to_orgs", key.limited_to_orgs)
         orgs = await _policy_orgs(session, principal, new_orgs)
         _check_policies(orgs, changes.get("expires_at", key.expires_at), key.is_hashed, principal)
+    else:
+        check_within_caller_expiry(key.expires_at, principal)
     before = _key_snapshot(key)
     for field, value in changes.items():
         setattr(key, field, value)

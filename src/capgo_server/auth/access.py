@@ -17,11 +17,18 @@ from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import ALL_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
-from capgo_server.models import Membership, Organization
+from capgo_server.models import App, Membership, Organization
 
 
 @dataclass(frozen=True)
 class OrgAccess:
+    org: Organization
+    role: Role
+
+
+@dataclass(frozen=True)
+class AppAccess:
+    app: App
     org: Organization
     role: Role
 
@@ -105,3 +112,54 @@ def visible_orgs(principal: Principal, role: Role = Role.read) -> Select[Organiz
         if key.limited_to_orgs:
             query = query.where(Organization.id.in_(key.limited_to_orgs))
     return query.order_by(Organization.created_at, Organization.id)
+
+
+async def authorize_app(
+    session: AsyncSession,
+    principal: Principal,
+    app_id: str,
+    *,
+    role: Role,
+    denied: ApiError,
+    modes: Collection[KeyMode] = ALL_MODES,
+) -> AppAccess:
+    """The app ``app_id`` if the principal may act on it with at least ``role`` in its org.
+
+    Refused with ``denied`` — identical for unknown and foreign apps — when a key in play is
+    limited to other apps or to other orgs, a key's mode is not in ``modes``, or the user's
+    membership of the owning org ranks below ``role``. Then the org's key policies apply (401).
+    """
+    if not principal.may_use_app(app_id) or not principal.has_mode(modes):
+        raise denied
+    row = (
+        await session.execute(
+            select(App, Organization, Membership.user_right)
+            .join(Organization, Organization.id == App.owner_org)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(App.app_id == app_id, Membership.user_id == principal.user_id)
+        )
+    ).first()
+    if row is None:
+        raise denied
+    app, org, right = row
+    member_role = Role(right)
+    if not principal.may_use_org(org.id) or member_role.rank < role.rank:
+        raise denied
+    enforce_org_key_policy(org, principal)
+    return AppAccess(app=app, org=org, role=member_role)
+
+
+def visible_apps(principal: Principal, role: Role = Role.read) -> Select[App]:
+    """Apps in orgs where the principal holds at least ``role``, allowed by its keys' limits,
+    oldest first."""
+    query = (
+        select(App)
+        .join(Membership, Membership.org_id == App.owner_org)
+        .where(Membership.user_id == principal.user_id, Membership.user_right.in_(role.at_least()))
+    )
+    for key in principal.keys:
+        if key.limited_to_orgs:
+            query = query.where(App.owner_org.in_(key.limited_to_orgs))
+        if key.limited_to_apps:
+            query = query.where(App.app_id.in_(key.limited_to_apps))
+    return query.order_by(App.created_at, App.app_id)

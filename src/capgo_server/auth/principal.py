@@ -171,3 +171,11 @@ def require_key(
 AnyModeKey = Annotated[Principal, Depends(require_key(ALL_MODES))]
 #: A key of mode ``all`` (``/apikey`` routes, which Capgo guards with ``middlewareV2(['all'])``).
 AllModeKey = Annotated[Principal, Depends(require_key({KeyMode.all}, missing=NO_KEY_V2))]
+#: Keys of mode all, write or read (``GET /channel``, ``/device``, ``/bundle``).
+ReadKey = Annotated[Principal, Depends(require_key({KeyMode.all, KeyMode.write, KeyMode.read}))]
+#: Keys of mode all or write (changes to channels, devices, bundles, apps).
+WriteKey = Annotated[Principal, Depends(require_key(WRITE_MODES))]
+#: Keys of mode all or read (``GET /app``).
+AppReadKey = Annotated[Principal, Depends(require_key({KeyMode.all, KeyMode.read}))]
+#: Keys of mode all, write or upload (bundle uploads).
+UploadKey = Annotated[Principal, Depends(require_key({KeyMode.all, KeyMode.write, KeyMode.upload}))]

@@ -1,9 +1,29 @@
 """ORM tables, one module each. Importing this package registers them all on ``Base.metadata``."""
 
 from capgo_server.models.apikey import ApiKey
+from capgo_server.models.app import App
 from capgo_server.models.audit import AuditLog
+from capgo_server.models.bundle import Bundle
+from capgo_server.models.channel import Channel, ChannelOverride, DeployHistory
+from capgo_server.models.device import Device
 from capgo_server.models.membership import Membership
 from capgo_server.models.organization import Organization
+from capgo_server.models.upload import Upload
+from capgo_server.models.usage import DailyBandwidth
 from capgo_server.models.user import User
 
-__all__ = ["ApiKey", "AuditLog", "Membership", "Organization", "User"]
+__all__ = [
+    "ApiKey",
+    "App",
+    "AuditLog",
+    "Bundle",
+    "Channel",
+    "ChannelOverride",
+    "DailyBandwidth",
+    "DeployHistory",
+    "Device",
+    "Membership",
+    "Organization",
+    "Upload",
+    "User",
+]

@@ -1,0 +1,1 @@
+"""Bundles (``/bundle`` and the legacy ``/versions``)."""

@@ -1,0 +1,7 @@
+"""Routes of this package (being built)."""
+
+from __future__ import annotations
+
+from capgo_server.routing import router
+
+devices_router = router(tags=["devices"])

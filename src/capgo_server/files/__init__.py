@@ -1,0 +1,1 @@
+"""Bundle files: resumable (tus) upload and signed download (``/files``)."""

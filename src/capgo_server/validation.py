@@ -1,0 +1,55 @@
+"""Identifier and version formats (spec §1.4).
+
+Patterns are ASCII-only and matched with ``fullmatch``: Python's ``\\d``/``\\w`` accept Unicode
+digits and letters, and ``$`` accepts a trailing newline, none of which Capgo's regexes allow.
+"""
+
+from __future__ import annotations
+
+import re
+
+_REVERSE_DOMAIN = re.compile(r"[a-z0-9]+(\.[a-z0-9_-]+)+", re.IGNORECASE)
+_DEVICE_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+_NUMERIC = r"(?:0|[1-9][0-9]*)"
+_PRERELEASE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+_SEMVER = re.compile(
+    rf"(?P<major>{_NUMERIC})\.(?P<minor>{_NUMERIC})\.(?P<patch>{_NUMERIC})"
+    rf"(?:-(?P<prerelease>{_PRERELEASE_ID}(?:\.{_PRERELEASE_ID})*))?"
+    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
+)
+
+INTERNAL_VERSION_NAMES = frozenset({"builtin", "unknown"})
+
+
+def is_app_id(value: object) -> bool:
+    """A reverse-domain app id such as ``com.example.app`` (at least one dot)."""
+    return isinstance(value, str) and _REVERSE_DOMAIN.fullmatch(value) is not None
+
+
+def is_device_id(value: object) -> bool:
+    return isinstance(value, str) and _DEVICE_ID.fullmatch(value) is not None
+
+
+def is_semver(value: object) -> bool:
+    """Strict SemVer 2.0: no ``v`` prefix, no leading zeros, optional pre-release and build."""
+    return isinstance(value, str) and _SEMVER.fullmatch(value) is not None
+
+
+def is_internal_version_name(name: str) -> bool:
+    return name in INTERNAL_VERSION_NAMES
+
+
+def checked_app_id(value: object, body: object = None) -> str:
+    """The request's ``app_id``, or 400 ``missing_app_id`` / ``invalid_app_id`` (spec §3.4)."""
+    from capgo_server.errors import ApiError
+
+    if value is None or value == "":
+        raise ApiError(400, "missing_app_id", "Missing app_id", {"body": body} if body else {})
+    if not is_app_id(value):
+        raise ApiError(
+            400, "invalid_app_id", "App ID must be a reverse domain string", {"app_id": value}
+        )
+    assert isinstance(value, str)
+    return value

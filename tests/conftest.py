@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,8 +151,3 @@ async def make_key(client: httpx.AsyncClient, owner: Account, **fields: Any) -> 
 def error_of(response: httpx.Response) -> tuple[int, str]:
     """(status, error code) of a refusal, for compact assertions."""
     return response.status_code, response.json().get("error")
-
-
-@pytest.fixture
-def anyio_backend() -> Iterator[str]:
-    yield "asyncio"

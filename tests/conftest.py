@@ -38,8 +38,13 @@ async def _admin_execute(url: str, statement: str) -> None:
 
     parsed = make_url(url)
     connection = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1", port=parsed.port or 5432, user=parsed.username,
-        password=parsed.password, database=parsed.database or "postgres", timeout=5)
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database or "postgres",
+        timeout=5,
+    )
     try:
         await connection.execute(statement)
     finally:
@@ -47,8 +52,9 @@ async def _admin_execute(url: str, statement: str) -> None:
 
 
 @pytest_asyncio.fixture(scope="session", params=ENGINES, loop_scope="session")
-async def database_url(request: pytest.FixtureRequest,
-                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A migrated, empty database for the whole session, on each engine in turn."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("sqlite") / "capgo.db"
@@ -88,8 +94,11 @@ async def _empty_all_tables(url: str) -> None:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data",
-                    secret="test-secret-" + uuid.uuid4().hex)
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret="test-secret-" + uuid.uuid4().hex,
+    )
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -125,8 +134,7 @@ async def make_account(app: FastAPI, email: str, org_name: str | None = None) ->
     """Create a user the way ``capgo-server create-user`` does."""
     async with app.state.sessionmaker() as session, session.begin():
         account = await create_user(session, email, org_name)
-    return Account(user_id=account.user_id, org_id=account.org_id, key=account.apikey,
-                   email=email)
+    return Account(user_id=account.user_id, org_id=account.org_id, key=account.apikey, email=email)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

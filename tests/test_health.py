@@ -16,8 +16,15 @@ class TestHealth:
         spec = await client.get("/openapi.json")
         assert spec.status_code == 200
         paths = spec.json()["paths"]
-        for path in ("/organization", "/organization/members", "/organization/members/accept",
-                     "/organization/audit", "/apikey", "/apikey/{key_id}", "/ok"):
+        for path in (
+            "/organization",
+            "/organization/members",
+            "/organization/members/accept",
+            "/organization/audit",
+            "/apikey",
+            "/apikey/{key_id}",
+            "/ok",
+        ):
             assert path in paths
         docs = await client.get("/docs")
         assert docs.status_code == 200

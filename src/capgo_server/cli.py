@@ -7,12 +7,16 @@ Other tooling relies on these names and outputs: ``serve``, ``migrate`` and ``cr
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from typing import Annotated, NoReturn
 
 import typer
+from email_validator import EmailNotValidError, validate_email
+from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from capgo_server.db.engine import make_engine, make_sessionmaker
 from capgo_server.db.migrate import pending_migrations, upgrade_to_head
@@ -29,6 +33,9 @@ cli = typer.Typer(
 )
 stderr = Console(stderr=True)
 
+# The same bounds as POST /organization.
+MIN_ORG_NAME, MAX_ORG_NAME = 3, 200
+
 
 def fail(message: str) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -36,9 +43,24 @@ def fail(message: str) -> NoReturn:
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """The settings from the environment, or one clear line naming what is wrong."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CAPGO_{'_'.join(str(part) for part in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        fail(f"invalid setting: {problems}")
+    try:
+        make_url(settings.resolved_database_url)
+    except ArgumentError:
+        fail(f"CAPGO_DATABASE_URL is not a database URL: {settings.database_url!r}")
     if settings.database_url is None:
-        settings.ensure_data_dir()
+        try:
+            settings.ensure_data_dir()
+        except OSError as exc:
+            fail(f"cannot create the data directory {settings.data_dir}: {exc.strerror or exc}")
     return settings
 
 
@@ -58,8 +80,6 @@ def _run_migrations(settings: Settings) -> None:
 
 
 def _display_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
@@ -73,7 +93,9 @@ def migrate() -> None:
     """Apply pending database migrations and exit."""
     settings = _settings()
     _run_migrations(settings)
-    stderr.print(f"database at {_display_url(settings)} is up to date", highlight=False)
+    stderr.print(
+        f"database at {_display_url(settings)} is up to date", highlight=False, soft_wrap=True
+    )
 
 
 @cli.command()
@@ -112,8 +134,12 @@ def create_user_command(
 
     Prints {"user_id": ..., "org_id": ..., "apikey": ...} on stdout.
     """
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
-        fail(f"{email!r} is not an e-mail address")
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        fail(f"{email!r} is not an e-mail address: {exc}")
+    if org_name is not None and not MIN_ORG_NAME <= len(org_name.strip()) <= MAX_ORG_NAME:
+        fail(f"--org-name must be {MIN_ORG_NAME} to {MAX_ORG_NAME} characters long")
     settings = _settings()
 
     async def run() -> dict[str, str]:
@@ -137,11 +163,12 @@ def create_user_command(
 
 
 def _register_subcommands() -> None:
-    # ``bundle upload|list|delete`` are API clients; they live in their own module.
+    # ``bundle upload|list|delete`` are API clients, kept in their own module.
     try:
-        from capgo_server.bundle_cli import bundle_cli
-    except ImportError:  # pragma: no cover - module being written
+        module = importlib.import_module("capgo_server.bundle_cli")
+    except ModuleNotFoundError:  # pragma: no cover - module being written
         return
+    bundle_cli: typer.Typer = module.bundle_cli
     cli.add_typer(bundle_cli, name="bundle")
 
 

@@ -1,0 +1,248 @@
+"""``capgo-server serve`` as a real server process, end to end."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import (
+    CLI,
+    UNREACHABLE_PG_URL,
+    account_of,
+    cli_env,
+    error_line,
+    is_uuid,
+    run_cli,
+)
+
+STARTUP_SECONDS = 20
+SHUTDOWN_SECONDS = 15
+# uvicorn shuts down gracefully on SIGTERM, then re-raises the signal.
+CLEAN_EXITS = {0, -signal.SIGTERM}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code (asserting it exits in time)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=SHUTDOWN_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"server did not exit {SHUTDOWN_SECONDS}s after SIGTERM:\n{self.output()}")
+
+
+def wait_until_ok(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"server exited with {server.process.returncode}:\n{server.output()}")
+        try:
+            response = httpx.get(f"{server.base_url}/ok", timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        assert response.status_code == 200, response.text
+        assert response.json() == {"status": "ok"}
+        return
+    pytest.fail(f"/ok did not answer within {STARTUP_SECONDS}s:\n{server.output()}")
+
+
+@contextmanager
+def running_server(env: dict[str, str], cwd: Path, *options: str) -> Iterator[Server]:
+    """``capgo-server serve`` on a free port, up and answering /ok; always killed afterwards."""
+    port = free_port()
+    log = cwd / f"serve-{port}.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), *options],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        wait_until_ok(server)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=SHUTDOWN_SECONDS)
+
+
+def assert_stopped_cleanly(server: Server) -> None:
+    code = server.stop()
+    assert code in CLEAN_EXITS, f"exit {code}:\n{server.output()}"
+    assert "Application shutdown complete" in server.output()
+    assert "Traceback" not in server.output()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "data"
+
+
+@pytest.fixture
+def env(data_dir: Path) -> dict[str, str]:
+    return cli_env(data_dir)
+
+
+class TestServe:
+    def test_end_to_end_on_a_fresh_data_dir(
+        self, env: dict[str, str], tmp_path: Path, data_dir: Path
+    ) -> None:
+        assert not data_dir.exists()
+        with running_server(env, tmp_path) as server:
+            # serve migrated the database by itself, and kept a development secret.
+            assert (data_dir / "capgo.db").is_file()
+            secret_file = data_dir / ".secret"
+            assert secret_file.is_file()
+            assert secret_file.stat().st_mode & 0o077 == 0
+            assert len(secret_file.read_text().strip()) >= 32
+
+            account = account_of(
+                run_cli(
+                    "create-user", "alice@example.com", "--org-name", "Acme", env=env, cwd=tmp_path
+                )
+            )
+            owner = {"authorization": account["apikey"]}
+            with httpx.Client(base_url=server.base_url, timeout=10) as http:
+                assert http.get("/organization").status_code == 401
+                orgs = http.get("/organization", headers=owner)
+                assert orgs.status_code == 200, orgs.text
+                assert [(o["id"], o["name"]) for o in orgs.json()] == [(account["org_id"], "Acme")]
+
+                created = http.post("/organization", json={"name": "Second Org"}, headers=owner)
+                assert created.status_code == 200, created.text
+                assert created.json()["status"] == "Organization created"
+                second_id = created.json()["id"]
+                assert is_uuid(second_id)
+
+                orgs = http.get("/organization", headers=owner)
+                assert orgs.status_code == 200, orgs.text
+                assert {(o["id"], o["name"]) for o in orgs.json()} == {
+                    (account["org_id"], "Acme"),
+                    (second_id, "Second Org"),
+                }
+
+                members = http.get(
+                    "/organization/members", params={"orgId": second_id}, headers=owner
+                )
+                assert members.status_code == 200, members.text
+                assert [(m["uid"], m["role"]) for m in members.json()] == [
+                    (account["user_id"], "super_admin")
+                ]
+
+                key = http.post("/apikey", json={"name": "ci", "mode": "read"}, headers=owner)
+                assert key.status_code == 200, key.text
+                assert key.json()["mode"] == "read"
+                assert key.json()["name"] == "ci"
+                reader = {"authorization": key.json()["key"]}
+                assert is_uuid(key.json()["key"])
+
+                keys = http.get("/apikey", headers=owner)
+                assert keys.status_code == 200, keys.text
+                assert sorted(k["mode"] for k in keys.json()) == ["all", "read"]
+
+                read_orgs = http.get("/organization", headers=reader)
+                assert read_orgs.status_code == 200, read_orgs.text
+                assert len(read_orgs.json()) == 2
+                refused = http.post("/organization", json={"name": "Nope Org"}, headers=reader)
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["error"] == "cannot_create_org"
+
+            assert_stopped_cleanly(server)
+
+    def test_restart_keeps_users_and_the_secret(
+        self, env: dict[str, str], tmp_path: Path, data_dir: Path
+    ) -> None:
+        with running_server(env, tmp_path) as server:
+            account = account_of(run_cli("create-user", "bob@example.com", env=env, cwd=tmp_path))
+            assert_stopped_cleanly(server)
+        secret = (data_dir / ".secret").read_text()
+
+        with running_server(env, tmp_path) as server:
+            with httpx.Client(base_url=server.base_url, timeout=10) as http:
+                orgs = http.get("/organization", headers={"authorization": account["apikey"]})
+                assert orgs.status_code == 200, orgs.text
+                assert [o["id"] for o in orgs.json()] == [account["org_id"]]
+            assert_stopped_cleanly(server)
+        assert (data_dir / ".secret").read_text() == secret
+
+    def test_several_workers(self, env: dict[str, str], tmp_path: Path) -> None:
+        with running_server(env, tmp_path, "--workers", "2") as server:
+            with httpx.Client(base_url=server.base_url, timeout=10) as http:
+                for _ in range(5):
+                    assert http.get("/ok").json() == {"status": "ok"}
+            assert_stopped_cleanly(server)
+
+    def test_production_with_a_secret_starts(self, tmp_path: Path, data_dir: Path) -> None:
+        env = cli_env(data_dir, CAPGO_ENV="production", CAPGO_SECRET="s" * 48)
+        with running_server(env, tmp_path) as server:
+            assert not (data_dir / ".secret").exists()
+            assert_stopped_cleanly(server)
+
+
+class TestServeFailures:
+    @pytest.mark.parametrize("secret", [None, "", "changeme", " CHANGEME ", "secret"])
+    def test_production_without_a_real_secret_fails_fast(
+        self, secret: str | None, tmp_path: Path, data_dir: Path
+    ) -> None:
+        env = cli_env(data_dir, CAPGO_ENV="production", CAPGO_SECRET=secret)
+        started = time.monotonic()
+        result = run_cli("serve", "--port", str(free_port()), env=env, cwd=tmp_path, timeout=30)
+        line = error_line(result)
+        assert "CAPGO_SECRET" in line
+        assert time.monotonic() - started < 15
+        # It refused before migrating or generating a secret.
+        assert not (data_dir / "capgo.db").exists()
+        assert not (data_dir / ".secret").exists()
+
+    def test_unreachable_database_fails_fast(self, tmp_path: Path, data_dir: Path) -> None:
+        env = cli_env(
+            data_dir,
+            CAPGO_ENV="production",
+            CAPGO_SECRET="s" * 48,
+            CAPGO_DATABASE_URL=UNREACHABLE_PG_URL,
+        )
+        result = run_cli("serve", "--port", str(free_port()), env=env, cwd=tmp_path, timeout=30)
+        line = error_line(result)
+        assert "migrate" in line
+        assert "127.0.0.1:1" in line
+        assert "hunter2" not in line
+
+    @pytest.mark.parametrize("options", [["--workers", "0"], ["--port", "http"]])
+    def test_bad_options_are_usage_errors(
+        self, options: list[str], env: dict[str, str], tmp_path: Path, data_dir: Path
+    ) -> None:
+        result = run_cli("serve", *options, env=env, cwd=tmp_path, timeout=30)
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        assert options[0] in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (data_dir / "capgo.db").exists()

@@ -74,35 +74,35 @@ async def create_organization(
             "An organization with this name already exists",
             {"name": body.name},
         )
-    org = Organization(
-        name=body.name, created_by=user.id, management_email=str(body.email or user.email)
-    )
-    session.add(org)
     try:
-        await session.flush()
+        return await found_organization(session, user, body.name, str(body.email or user.email))
     except IntegrityError as exc:  # a concurrent request took the name
         raise refused from exc
-    membership = Membership(org_id=org.id, user_id=user.id, user_right=Role.super_admin.value)
+
+
+async def found_organization(
+    session: AsyncSession, founder: User, name: str, management_email: str
+) -> Organization:
+    """Insert an org with ``founder`` as its ``super_admin``, and their audit entries.
+
+    The caller has checked the name is free; a concurrent duplicate raises ``IntegrityError``.
+    """
+    org = Organization(name=name, created_by=founder.id, management_email=management_email)
+    session.add(org)
+    await session.flush()
+    membership = Membership(org_id=org.id, user_id=founder.id, user_right=Role.super_admin.value)
     session.add(membership)
     await session.flush()
-    audit.record(
-        session,
-        table_name="orgs",
-        operation="INSERT",
-        record_id=org.id,
-        org_id=org.id,
-        user_id=user.id,
-        new=audit.snapshot(org),
-    )
-    audit.record(
-        session,
-        table_name="org_users",
-        operation="INSERT",
-        record_id=membership.id,
-        org_id=org.id,
-        user_id=user.id,
-        new=audit.snapshot(membership),
-    )
+    for table_name, row in (("orgs", org), ("org_users", membership)):
+        audit.record(
+            session,
+            table_name=table_name,
+            operation="INSERT",
+            record_id=row.id,
+            org_id=org.id,
+            user_id=founder.id,
+            new=audit.snapshot(row),
+        )
     return org
 
 

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capgo_server import audit
 from capgo_server.auth.keys import KeyMode, new_key_value, sha256_hex
-from capgo_server.auth.roles import Role
-from capgo_server.models import ApiKey, Membership, Organization, User
+from capgo_server.models import ApiKey, User
+from capgo_server.organizations.service import found_organization
 
 
 class UserExistsError(Exception):
@@ -37,43 +36,21 @@ async def create_user(
     user = User(email=email)
     session.add(user)
     await session.flush()
-    org = Organization(
-        name=org_name or f"{email.split('@')[0]}'s organization",
-        created_by=user.id,
-        management_email=email,
+    org = await found_organization(
+        session, user, org_name or f"{email.split('@')[0]}'s organization", email
     )
-    session.add(org)
-    await session.flush()
-    membership = Membership(org_id=org.id, user_id=user.id, user_right=Role.super_admin.value)
     plain = new_key_value()
-    key = ApiKey(
-        user_id=user.id,
-        name="all",
-        mode=KeyMode.all.value,
-        key=None if hashed_key else plain,
-        secret_sha256=sha256_hex(plain),
-        is_hashed=hashed_key,
-        limited_to_orgs=[],
-        limited_to_apps=[],
+    session.add(
+        ApiKey(
+            user_id=user.id,
+            name="all",
+            mode=KeyMode.all.value,
+            key=None if hashed_key else plain,
+            secret_sha256=sha256_hex(plain),
+            is_hashed=hashed_key,
+            limited_to_orgs=[],
+            limited_to_apps=[],
+        )
     )
-    session.add_all([membership, key])
     await session.flush()
-    audit.record(
-        session,
-        table_name="orgs",
-        operation="INSERT",
-        record_id=org.id,
-        org_id=org.id,
-        user_id=user.id,
-        new=audit.snapshot(org),
-    )
-    audit.record(
-        session,
-        table_name="org_users",
-        operation="INSERT",
-        record_id=membership.id,
-        org_id=org.id,
-        user_id=user.id,
-        new=audit.snapshot(membership),
-    )
     return NewAccount(user_id=user.id, org_id=org.id, apikey=plain)

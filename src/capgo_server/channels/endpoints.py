@@ -1,7 +1,58 @@
-"""Routes of this package (being built)."""
+"""``/channel`` (spec §3.4): list or read an app's channels, create or update one, delete one."""
 
 from __future__ import annotations
 
-from capgo_server.routing import router
+from typing import Any
 
-channels_router = router(tags=["channels"])
+from fastapi import Request
+
+from capgo_server.auth.principal import ReadKey, WriteKey
+from capgo_server.channels import service
+from capgo_server.channels.schemas import (
+    ChannelDelete,
+    ChannelOut,
+    ChannelQuery,
+    ChannelSet,
+    StatusOk,
+)
+from capgo_server.db.session import Session
+from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
+from capgo_server.routing import router
+from capgo_server.validation import checked_app_id
+
+channels_router = router(prefix="/channel", tags=["channels"])
+
+
+def _app_id(data: dict[str, Any]) -> str:
+    """``app_id``, or the legacy ``appid`` (seeds/public-api-legacy.txt)."""
+    return checked_app_id(data.get("app_id") or data.get("appid"), data)
+
+
+@channels_router.get("", response_model=ChannelOut | list[ChannelOut])
+async def get_channels(request: Request, session: Session, principal: ReadKey) -> Any:
+    """One channel (``channel``), or the app's channels, 50 per ``page``, oldest first."""
+    data = await body_or_query(request)
+    app_id = _app_id(data)
+    query = validate(ChannelQuery, data)
+    if query.channel:
+        return await service.get_channel(session, principal, app_id, query.channel)
+    return await service.list_channels(session, principal, app_id, query.page)
+
+
+@channels_router.post("", response_model=StatusOk, openapi_extra=documented_body(ChannelSet))
+async def save_channel(request: Request, session: Session, principal: WriteKey) -> StatusOk:
+    """Create a channel, or update the fields given of an existing one."""
+    data = await strict_json_body(request)
+    data["app_id"] = checked_app_id(data.get("app_id"), data)
+    await service.save_channel(session, principal, validate(ChannelSet, data))
+    return StatusOk()
+
+
+@channels_router.delete("", response_model=StatusOk, openapi_extra=documented_body(ChannelDelete))
+async def delete_channel(request: Request, session: Session, principal: WriteKey) -> StatusOk:
+    """Delete a channel and its device overrides (admin, key of mode ``all``)."""
+    data = await body_or_query(request)
+    app_id = _app_id(data)
+    query = validate(ChannelDelete, data)
+    await service.delete_channel(session, principal, app_id, query.channel)
+    return StatusOk()

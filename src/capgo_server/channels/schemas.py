@@ -1,0 +1,89 @@
+"""Request and response shapes of ``/channel`` (spec §3.4; seeds ``Channel`` / ``ChannelSet``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from capgo_server.schema_types import JsDatetime
+
+DisableAutoUpdate = Literal["major", "minor", "patch", "version_number", "none"]
+
+
+class ChannelVersion(BaseModel):
+    """The bundle a channel serves."""
+
+    id: int
+    name: str
+
+
+class ChannelOut(BaseModel):
+    """A channel as ``GET /channel`` returns it: Capgo's projection, the legacy
+    ``disableAutoUpdateToMajor`` and the platform flags."""
+
+    id: int
+    created_at: JsDatetime
+    name: str
+    app_id: str
+    created_by: str | None
+    updated_at: JsDatetime
+    public: bool
+    allow_device_self_set: bool
+    allow_emulator: bool
+    allow_device: bool
+    allow_dev: bool
+    allow_prod: bool
+    version: ChannelVersion
+    disableAutoUpdateUnderNative: bool
+    disableAutoUpdate: DisableAutoUpdate
+    disableAutoUpdateToMajor: bool = Field(
+        description="Legacy: true when disableAutoUpdate is 'major'."
+    )
+    ios: bool
+    android: bool
+    electron: bool
+
+
+class ChannelQuery(BaseModel):
+    """``GET /channel`` input (query string or body); ``appid`` is the legacy ``app_id``."""
+
+    app_id: str | None = None
+    appid: str | None = None
+    channel: str | None = Field(default=None, description="One channel by name.")
+    page: int = Field(default=0, ge=0)
+
+
+class ChannelSet(BaseModel):
+    """The body of ``POST /channel``: create the channel, or update the fields given."""
+
+    app_id: str
+    channel: str | None = Field(default=None, max_length=255, description="The channel's name.")
+    version: str | None = Field(
+        default=None,
+        description="A bundle name (a live bundle, or 'builtin'/'unknown'); omitted: a new "
+        "channel gets 'unknown', an existing one keeps its bundle.",
+    )
+    public: bool | None = None
+    disableAutoUpdateUnderNative: bool | None = None
+    disableAutoUpdate: DisableAutoUpdate | None = None
+    ios: bool | None = None
+    android: bool | None = None
+    electron: bool | None = None
+    allow_device_self_set: bool | None = None
+    allow_emulator: bool | None = None
+    allow_device: bool | None = None
+    allow_dev: bool | None = None
+    allow_prod: bool | None = None
+
+
+class ChannelDelete(BaseModel):
+    """``DELETE /channel`` input (body or query string)."""
+
+    app_id: str | None = None
+    appid: str | None = None
+    channel: str | None = None
+
+
+class StatusOk(BaseModel):
+    status: str = "ok"

@@ -1,0 +1,342 @@
+"""Rules for channels: read, create-or-update, delete; the bundle a channel serves and its deploy
+history; public channels exclusive per platform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, Select, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capgo_server import audit
+from capgo_server.apps.service import ensure_internal_bundles
+from capgo_server.auth.access import authorize_app
+from capgo_server.auth.keys import KeyMode
+from capgo_server.auth.principal import Principal
+from capgo_server.auth.roles import Role
+from capgo_server.channels.schemas import ChannelOut, ChannelSet, ChannelVersion
+from capgo_server.errors import ApiError
+from capgo_server.models import App, Bundle, Channel, DeployHistory
+from capgo_server.validation import is_internal_version_name
+
+PAGE_SIZE = 50
+MISSING_CHANNEL_NAME = ApiError(400, "missing_channel_name", "You must provide a channel name")
+PLATFORMS = ("ios", "android", "electron")
+
+#: ``POST /channel`` body field → ``channels`` column.
+SETTABLE_FIELDS = {
+    "public": "public",
+    "disableAutoUpdateUnderNative": "disable_auto_update_under_native",
+    "disableAutoUpdate": "disable_auto_update",
+    "ios": "ios",
+    "android": "android",
+    "electron": "electron",
+    "allow_device_self_set": "allow_device_self_set",
+    "allow_emulator": "allow_emulator",
+    "allow_device": "allow_device",
+    "allow_dev": "allow_dev",
+    "allow_prod": "allow_prod",
+}
+
+
+def cannot_access_app(app_id: str) -> ApiError:
+    return ApiError(400, "cannot_access_app", "You can't access this app", {"app_id": app_id})
+
+
+def channel_out(channel: Channel, bundle_id: int, bundle_name: str) -> ChannelOut:
+    return ChannelOut(
+        id=channel.id,
+        created_at=channel.created_at,
+        name=channel.name,
+        app_id=channel.app_id,
+        created_by=channel.created_by,
+        updated_at=channel.updated_at,
+        public=channel.public,
+        allow_device_self_set=channel.allow_device_self_set,
+        allow_emulator=channel.allow_emulator,
+        allow_device=channel.allow_device,
+        allow_dev=channel.allow_dev,
+        allow_prod=channel.allow_prod,
+        version=ChannelVersion(id=bundle_id, name=bundle_name),
+        disableAutoUpdateUnderNative=channel.disable_auto_update_under_native,
+        disableAutoUpdate=channel.disable_auto_update,
+        disableAutoUpdateToMajor=channel.disable_auto_update == "major",
+        ios=channel.ios,
+        android=channel.android,
+        electron=channel.electron,
+    )
+
+
+def _with_bundle(app_id: str) -> Select[Channel, int, str]:
+    return (
+        select(Channel, Bundle.id, Bundle.name)
+        .join(Bundle, Bundle.id == Channel.version)
+        .where(Channel.app_id == app_id)
+    )
+
+
+def _out(row: Row[Channel, int, str]) -> ChannelOut:
+    channel, bundle_id, bundle_name = row
+    return channel_out(channel, bundle_id, bundle_name)
+
+
+async def get_channel(
+    session: AsyncSession, principal: Principal, app_id: str, name: str
+) -> ChannelOut:
+    """One channel by name; 400 ``cannot_find_version`` (sic, Capgo's code) when missing."""
+    await authorize_app(
+        session, principal, app_id, role=Role.read, denied=cannot_access_app(app_id)
+    )
+    row = (await session.execute(_with_bundle(app_id).where(Channel.name == name))).first()
+    if row is None:
+        raise ApiError(400, "cannot_find_version", "Cannot find version", {"channel": name})
+    return _out(row)
+
+
+async def list_channels(
+    session: AsyncSession, principal: Principal, app_id: str, page: int
+) -> list[ChannelOut]:
+    """One page of the app's channels, oldest first."""
+    await authorize_app(
+        session, principal, app_id, role=Role.read, denied=cannot_access_app(app_id)
+    )
+    rows = await session.execute(
+        _with_bundle(app_id)
+        .order_by(Channel.created_at, Channel.id)
+        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    )
+    return [_out(row) for row in rows]
+
+
+async def find_bundle_for_channel(session: AsyncSession, app: App, name: str) -> Bundle:
+    """The bundle ``name`` of ``app`` a channel may point at: a live bundle, or one of the
+    internal ``builtin``/``unknown`` (which are ``deleted`` by design). Otherwise 400
+    ``cannot_find_version``."""
+    if is_internal_version_name(name):
+        return (await ensure_internal_bundles(session, app))[name]
+    bundle = await session.scalar(
+        select(Bundle).where(
+            Bundle.app_id == app.app_id, Bundle.name == name, Bundle.deleted.is_(False)
+        )
+    )
+    if bundle is None:
+        raise ApiError(400, "cannot_find_version", "Cannot find version", {"version": name})
+    return bundle
+
+
+def _record_deploy(
+    session: AsyncSession, channel: Channel, bundle: Bundle, user_id: str | None
+) -> None:
+    session.add(
+        DeployHistory(
+            channel_id=channel.id,
+            app_id=channel.app_id,
+            version_id=bundle.id,
+            owner_org=channel.owner_org,
+            created_by=user_id,
+        )
+    )
+
+
+async def set_channel_bundle(
+    session: AsyncSession, channel: Channel, bundle: Bundle, user_id: str | None
+) -> bool:
+    """Point ``channel`` at ``bundle`` and record a deploy-history entry; returns False (and
+    records nothing) when the channel already serves that bundle.
+
+    The caller has authorized the change and checked that ``bundle`` may be served (not
+    deleted, unless internal). Raises ``ValueError`` when the bundle belongs to another app.
+    Only flushes.
+    """
+    if bundle.app_id != channel.app_id:
+        raise ValueError("a channel can only serve a bundle of its own app")
+    if channel.version == bundle.id:
+        return False
+    channel.version = bundle.id
+    _record_deploy(session, channel, bundle, user_id)
+    await session.flush()
+    return True
+
+
+async def enforce_public_exclusivity(session: AsyncSession, channel: Channel) -> None:
+    """Keep at most one public channel per platform (spec §3.4, ``on_channel_update``).
+
+    When ``channel`` is public: every other public channel of the app sharing one of its
+    platforms becomes private; and when its ``ios`` equals its ``android`` (both or neither),
+    every other public channel of the app becomes private.
+    """
+    if not channel.public:
+        return
+    conditions = [
+        Channel.app_id == channel.app_id,
+        Channel.id != channel.id,
+        Channel.public.is_(True),
+    ]
+    if channel.ios != channel.android:
+        shared = [getattr(Channel, p).is_(True) for p in PLATFORMS if getattr(channel, p)]
+        conditions.append(or_(*shared))
+    await session.execute(
+        update(Channel)
+        .where(*conditions)
+        .values(public=False)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def _insert_channel(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """INSERT the channel unless (name, app_id) exists; its id, or None when a concurrent
+    request created it first (an ordinary INSERT would then fail the whole transaction)."""
+    insert: Any = (
+        postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    )
+    statement = (
+        insert(Channel)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["name", "app_id"])
+        .returning(Channel.id)
+    )
+    channel_id: int | None = (await session.execute(statement)).scalar_one_or_none()
+    return channel_id
+
+
+async def _find(session: AsyncSession, app_id: str, name: str) -> Channel | None:
+    return await session.scalar(
+        select(Channel)
+        .where(Channel.app_id == app_id, Channel.name == name)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def save_channel(session: AsyncSession, principal: Principal, body: ChannelSet) -> Channel:
+    """Create the channel ``body.channel`` or update the fields given (``POST /channel``).
+
+    400 ``missing_channel_name`` without a name; 400 ``cannot_access_app`` below ``write``
+    (and for unknown/foreign apps); 400 ``cannot_find_version`` for a ``version``
+    that is not a live bundle of the app (nor ``builtin``/``unknown``). A new channel without
+    ``version`` serves ``unknown``; an existing one keeps its bundle. A bundle change records a
+    deploy-history entry; a public channel then becomes the only public one on its platforms.
+    """
+    if not body.channel:
+        raise MISSING_CHANNEL_NAME
+    access = await authorize_app(
+        session, principal, body.app_id, role=Role.write, denied=cannot_access_app(body.app_id)
+    )
+    app = access.app
+    bundle = None
+    if body.version is not None:
+        bundle = await find_bundle_for_channel(session, app, body.version)
+    changes = {
+        column: getattr(body, field)
+        for field, column in SETTABLE_FIELDS.items()
+        if getattr(body, field) is not None
+    }
+    channel = await _find(session, app.app_id, body.channel)
+    if channel is None:
+        channel = await _create(session, principal, app, body.channel, bundle, changes)
+        if channel is not None:
+            await enforce_public_exclusivity(session, channel)
+            return channel
+        channel = await _find(session, app.app_id, body.channel)
+        assert channel is not None
+    before = audit.snapshot(channel)
+    changed = False
+    for column, value in changes.items():
+        if getattr(channel, column) != value:
+            setattr(channel, column, value)
+            changed = True
+    if bundle is not None:
+        changed = await set_channel_bundle(session, channel, bundle, principal.user_id) or changed
+    if changed:
+        await session.flush()
+        await session.refresh(channel)
+        audit.record(
+            session,
+            table_name="channels",
+            operation="UPDATE",
+            record_id=channel.id,
+            org_id=channel.owner_org,
+            user_id=principal.user_id,
+            old=before,
+            new=audit.snapshot(channel),
+        )
+    await enforce_public_exclusivity(session, channel)
+    return channel
+
+
+async def _create(
+    session: AsyncSession,
+    principal: Principal,
+    app: App,
+    name: str,
+    bundle: Bundle | None,
+    changes: dict[str, Any],
+) -> Channel | None:
+    """Insert a new channel with its first deploy-history entry; None if it appeared
+    concurrently."""
+    if bundle is None:
+        bundle = (await ensure_internal_bundles(session, app))["unknown"]
+    channel_id = await _insert_channel(
+        session,
+        {
+            **changes,
+            "name": name,
+            "app_id": app.app_id,
+            "owner_org": app.owner_org,
+            "version": bundle.id,
+            "created_by": principal.user_id,
+        },
+    )
+    if channel_id is None:
+        return None
+    channel = await session.get(Channel, channel_id)
+    assert channel is not None
+    _record_deploy(session, channel, bundle, principal.user_id)
+    await session.flush()
+    audit.record(
+        session,
+        table_name="channels",
+        operation="INSERT",
+        record_id=channel.id,
+        org_id=channel.owner_org,
+        user_id=principal.user_id,
+        new=audit.snapshot(channel),
+    )
+    return channel
+
+
+async def delete_channel(
+    session: AsyncSession, principal: Principal, app_id: str, name: str | None
+) -> None:
+    """Delete a channel with its device overrides and deploy history (foreign-key cascades).
+
+    Needs ``admin`` and a key of mode ``all`` (Capgo's row-level security), else 400
+    ``cannot_access_app``; then 400 ``missing_channel_name`` / ``cannot_find_channel``.
+    """
+    await authorize_app(
+        session,
+        principal,
+        app_id,
+        role=Role.admin,
+        modes={KeyMode.all},
+        denied=cannot_access_app(app_id),
+    )
+    if not name:
+        raise MISSING_CHANNEL_NAME
+    channel = await _find(session, app_id, name)
+    if channel is None:
+        raise ApiError(400, "cannot_find_channel", "Cannot find channel", {"channel": name})
+    before = audit.snapshot(channel)
+    await session.execute(delete(Channel).where(Channel.id == channel.id))
+    audit.record(
+        session,
+        table_name="channels",
+        operation="DELETE",
+        record_id=channel.id,
+        org_id=channel.owner_org,
+        user_id=principal.user_id,
+        old=before,
+    )
+    await session.flush()

@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy import delete, text
+from sqlalchemy import delete, text, update
 from sqlalchemy.engine import make_url
 
 from capgo_server.app import create_app
+from capgo_server.clock import to_js_iso, utcnow
 from capgo_server.db.base import Base
 from capgo_server.db.engine import make_engine
 from capgo_server.db.migrate import upgrade_to_head
+from capgo_server.models import ApiKey
 from capgo_server.settings import Settings
 from capgo_server.users.service import create_user
 
@@ -154,6 +157,29 @@ async def make_key(client: httpx.AsyncClient, owner: Account, **fields: Any) -> 
     assert response.status_code == 200, response.text
     created: dict[str, Any] = response.json()
     return created
+
+
+async def create_org(client: httpx.AsyncClient, owner: Account, name: str = "Second Org") -> str:
+    """A further organization of ``owner`` (as ``super_admin``), made through the API."""
+    response = await client.post("/organization", json={"name": name}, headers=owner.headers)
+    assert response.status_code == 200, response.text
+    org_id: str = response.json()["id"]
+    return org_id
+
+
+async def expire_key(app: FastAPI, key_id: int) -> None:
+    """Move a key's expiry into the past (the API refuses past dates, so this goes to the DB)."""
+    async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id)
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+
+
+def in_days(days: float) -> str:
+    """A timestamp ``days`` from now, as the API renders timestamps."""
+    return to_js_iso(utcnow() + timedelta(days=days))
 
 
 def error_of(response: httpx.Response) -> tuple[int, str]:

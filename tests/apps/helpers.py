@@ -26,7 +26,11 @@ from capgo_server.models import (
     Device,
     Upload,
 )
-from tests.conftest import Account, make_key
+from tests.conftest import (
+    Account,
+    create_org,  # noqa: F401  (re-exported)
+    make_key,
+)
 
 JS_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 RANDOM_ORG = "8c0e7a3e-2b1f-4d3a-9a51-6f0f2f1c9b77"
@@ -66,13 +70,6 @@ async def create_app(
     assert response.status_code == 200, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-async def create_org(client: httpx.AsyncClient, owner: Account, name: str) -> str:
-    response = await client.post("/organization", json={"name": name}, headers=owner.headers)
-    assert response.status_code == 200, response.text
-    org_id: str = response.json()["id"]
-    return org_id
 
 
 async def key_of(client: httpx.AsyncClient, owner: Account, **fields: Any) -> dict[str, str]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
-from sqlalchemy import update
 
-from capgo_server.models import ApiKey
-from tests.conftest import Account, make_key
+from tests.conftest import Account, create_org, expire_key, in_days, make_key  # noqa: F401  (re-exported)
 
 #: JavaScript's ``toISOString()`` shape, the timestamp format of every response.
 JS_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -38,11 +35,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def in_days(days: float) -> str:
-    """An ISO timestamp ``days`` from now."""
-    return iso(datetime.now(UTC) + timedelta(days=days))
-
-
 def sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -61,24 +53,6 @@ def auth(key: str, subkey_id: int | str | None = None) -> dict[str, str]:
     if subkey_id is not None:
         headers["x-limited-key-id"] = str(subkey_id)
     return headers
-
-
-async def expire_key(app: FastAPI, key_id: int) -> None:
-    """Move a key's expiry into the past (the API refuses past dates, so this goes to the DB)."""
-    async with app.state.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id)
-            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
-        )
-
-
-async def create_org(client: httpx.AsyncClient, owner: Account, name: str = "Second Org") -> str:
-    """A further organization of ``owner`` (as ``super_admin``); returns its id."""
-    response = await client.post("/organization", json={"name": name}, headers=owner.headers)
-    assert response.status_code == 200, response.text
-    org_id: str = response.json()["id"]
-    return org_id
 
 
 async def set_org_policy(

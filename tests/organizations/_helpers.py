@@ -4,15 +4,11 @@ except :func:`expire_key` (the API refuses past expiry dates, so the row is aged
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
-from sqlalchemy import update
 
-from capgo_server.models import ApiKey
-from tests.conftest import Account
+from tests.conftest import Account, create_org, expire_key, in_days  # noqa: F401  (re-exported)
 
 JS_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 SEED_FIELDS = {
@@ -35,18 +31,6 @@ RANDOM_ORG = "8c0e7a3e-2b1f-4d3a-9a51-6f0f2f1c9b77"
 
 def key_headers(key: str) -> dict[str, str]:
     return {"authorization": key}
-
-
-def in_days(days: float) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
-
-
-async def create_org(client: httpx.AsyncClient, owner: Account, name: str) -> str:
-    """A new organization owned by ``owner``; returns its id."""
-    response = await client.post("/organization", json={"name": name}, headers=owner.headers)
-    assert response.status_code == 200, response.text
-    org_id: str = response.json()["id"]
-    return org_id
 
 
 async def invite(
@@ -85,10 +69,3 @@ async def get_org(
     client: httpx.AsyncClient, headers: dict[str, str], org_id: str
 ) -> httpx.Response:
     return await client.get("/organization", params={"orgId": org_id}, headers=headers)
-
-
-async def expire_key(app: FastAPI, key_id: int) -> None:
-    """Move a key's expiry into the past (the API only accepts future dates)."""
-    past = datetime.now(UTC) - timedelta(minutes=5)
-    async with app.state.sessionmaker() as session, session.begin():
-        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(expires_at=past))

@@ -124,26 +124,23 @@ class TestDeleteApp:
         entries = [(e.operation, e.record_id) for e in await rows(app, AuditLog, table_name="apps")]
         assert entries == [("INSERT", created["id"]), ("DELETE", created["id"])]
 
-    async def test_storage_failure_keeps_the_app_whole(
+    async def test_storage_failure_after_commit_leaves_only_an_orphan_file(
         self,
         client: httpx.AsyncClient,
         app: FastAPI,
         alice: Account,
         monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         prefix = await populate(client, app, alice, "com.alice.app")
-        counts = await owned_row_counts(app, "com.alice.app")
         monkeypatch.setattr(app.state, "bundle_store", FailingStore(app.state.bundle_store))
         response = await client.delete("/app/com.alice.app", headers=alice.headers)
-        assert response.status_code == 400
-        assert response.json() == {
-            "error": "cannot_delete_app",
-            "message": "Cannot delete the app's files",
-            "moreInfo": {"app_id": "com.alice.app"},
-        }
-        assert [a.app_id for a in await rows(app, App)] == ["com.alice.app"]
-        assert await owned_row_counts(app, "com.alice.app") == counts
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok"}
+        assert await rows(app, App) == []
+        assert set((await owned_row_counts(app, "com.alice.app")).values()) == {0}
         assert await stored_paths(app, prefix) == [f"{prefix}1.0.0.zip"]
+        assert f"could not remove the stored files under {prefix}" in caplog.text
 
     async def test_unknown_app_is_400(self, client: httpx.AsyncClient, alice: Account) -> None:
         response = await client.delete("/app/com.nobody.app", headers=alice.headers)

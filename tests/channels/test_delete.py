@@ -15,6 +15,8 @@ from tests.conftest import Account, error_of
 from tests.members.helpers import add_member
 
 OTHER_DEVICE = "00000000-0000-4000-8000-000000000002"
+THIRD_DEVICE = "00000000-0000-4000-8000-000000000003"
+FOURTH_DEVICE = "00000000-0000-4000-8000-000000000004"
 
 
 async def delete_channel(
@@ -45,6 +47,28 @@ class TestDeleteChannel:
             "/channel", params={"app_id": APP_ID, "channel": "production"}, headers=alice.headers
         )
         assert error_of(response) == (400, "cannot_find_version")
+
+    async def test_keeps_the_app_override_count_right(
+        self, client: httpx.AsyncClient, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="production")
+        await save_channel(client, alice, channel="beta")
+        for device, channel in (
+            (OTHER_DEVICE, "production"),
+            (THIRD_DEVICE, "production"),
+            (FOURTH_DEVICE, "beta"),
+        ):
+            linked = await client.post(
+                "/device",
+                json={"app_id": APP_ID, "device_id": device, "channel": channel},
+                headers=alice.headers,
+            )
+            assert linked.status_code == 200, linked.text
+        response = await delete_channel(client, alice, channel="production")
+        assert response.status_code == 200
+        app_row = await client.get(f"/app/{APP_ID}", headers=alice.headers)
+        assert app_row.json()["channel_device_count"] == 1
 
     async def test_removes_its_overrides_and_history_only(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 
 from capgo_server.apps import service
 from capgo_server.apps.schemas import AppCreate, AppListQuery, AppOut, AppUpdate, StatusOk
@@ -10,6 +10,7 @@ from capgo_server.auth.principal import AppReadKey, WriteKey
 from capgo_server.db.session import Session
 from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
 from capgo_server.routing import router
+from capgo_server.storage.cleanup import remove_stored
 
 apps_router = router(prefix="/app", tags=["apps"])
 
@@ -47,8 +48,14 @@ async def update_app(
 
 @apps_router.delete("/{app_id}", response_model=StatusOk)
 async def delete_app(
-    app_id: str, request: Request, session: Session, principal: WriteKey
+    app_id: str,
+    request: Request,
+    session: Session,
+    principal: WriteKey,
+    background: BackgroundTasks,
 ) -> StatusOk:
     """Delete an app with its bundles, stored files, channels, devices and statistics."""
-    await service.delete_app(session, principal, app_id, request.app.state.bundle_store)
+    prefix = await service.delete_app(session, principal, app_id)
+    # Background tasks run after the response, so after the commit.
+    background.add_task(remove_stored, request.app.state.bundle_store, prefixes=[prefix])
     return StatusOk()

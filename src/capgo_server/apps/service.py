@@ -17,7 +17,6 @@ from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
 from capgo_server.models import App, Bundle
 from capgo_server.models.bundle import INTERNAL_BUNDLE_NAMES
-from capgo_server.storage.base import BundleStore
 from capgo_server.validation import checked_app_id
 
 logger = logging.getLogger("capgo_server")
@@ -227,19 +226,13 @@ async def update_app(
     return app
 
 
-async def delete_app(
-    session: AsyncSession, principal: Principal, app_id: str, store: BundleStore
-) -> None:
+async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -> str:
     """Delete the app and everything it owns; 400 ``cannot_delete_app`` below ``write`` (and
-    for unknown/foreign apps).
+    for unknown/foreign apps). Returns the storage prefix of its files.
 
-    Order: the rows go first — bundles, channels, overrides, devices, deploy history,
-    bandwidth and uploads follow through ``ON DELETE CASCADE`` — and are flushed inside the
-    request's transaction; then the stored files are removed. If removing the files fails the
-    request fails (400 ``cannot_delete_app``) and the transaction rolls back, so the app is
-    still whole in the database and a retry finishes the job. The only window left is a commit
-    failing after the files are gone; the rows then point at missing files, which downloads
-    already treat as absent.
+    Bundles, channels, overrides, devices, deploy history, bandwidth and uploads follow through
+    ``ON DELETE CASCADE``. The caller removes the files once the deletion is committed
+    (:func:`capgo_server.storage.cleanup.remove_stored`).
     """
     app_id = _checked_path_app_id(app_id)
     denied = ApiError(400, "cannot_delete_app", "You can't delete this app", {"app_id": app_id})
@@ -257,10 +250,4 @@ async def delete_app(
         old=before,
     )
     await session.flush()
-    try:
-        await store.delete_prefix(app_files_prefix(access.org.id, app_id))
-    except Exception as exc:  # any storage failure: keep the rows, report the failure
-        logger.exception("could not delete the stored files of app %s", app_id)
-        raise ApiError(
-            400, "cannot_delete_app", "Cannot delete the app's files", {"app_id": app_id}
-        ) from exc
+    return app_files_prefix(access.org.id, app_id)

@@ -25,6 +25,7 @@ from capgo_server.db.session import Session
 from capgo_server.errors import ApiError, invalid_body
 from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
 from capgo_server.routing import router
+from capgo_server.storage.cleanup import remove_stored
 from capgo_server.validation import checked_app_id
 
 bundles_router = router(tags=["bundles"])
@@ -59,7 +60,7 @@ async def delete_bundles(
         raise ApiError(400, "cannot_delete_version", "Cannot delete version", {"version": version})
     paths = await service.delete_bundles(session, principal, app_id, version)
     # Files go once the deletion is committed (background tasks run after the response).
-    background.add_task(service.remove_files, request.app.state.bundle_store, paths)
+    background.add_task(remove_stored, request.app.state.bundle_store, paths=paths)
     return StatusOk()
 
 

@@ -9,7 +9,7 @@ lists, deletes or edits them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -26,7 +26,6 @@ from capgo_server.clock import utcnow
 from capgo_server.errors import ApiError
 from capgo_server.models import Bundle, Channel, Organization
 from capgo_server.parsing import validate
-from capgo_server.storage.base import BundleStore
 from capgo_server.validation import checked_app_id, is_semver
 
 logger = logging.getLogger("capgo_server")
@@ -151,16 +150,6 @@ async def _refuse_linked(session: AsyncSession, bundles: Sequence[Bundle]) -> No
                 "versions": sorted({names[version] for _, version in rows}),
             },
         )
-
-
-async def remove_files(store: BundleStore, paths: Iterable[str]) -> None:
-    """Remove deleted bundles' files. Runs after the commit: a failure leaves an orphan file
-    (logged), never a live bundle without its file."""
-    for path in paths:
-        try:
-            await store.delete(path)
-        except Exception:  # one unreachable file must not keep the others
-            logger.exception("could not remove the file of a deleted bundle: %s", path)
 
 
 # --- create (external URL) -----------------------------------------------------------------

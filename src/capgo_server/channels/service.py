@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, or_, select, update
+from sqlalchemy import Row, Select, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ from capgo_server.auth.principal import Principal
 from capgo_server.auth.roles import Role
 from capgo_server.channels.schemas import ChannelOut, ChannelSet, ChannelVersion
 from capgo_server.errors import ApiError
-from capgo_server.models import App, Bundle, Channel, DeployHistory
+from capgo_server.models import App, Bundle, Channel, ChannelOverride, DeployHistory
 from capgo_server.validation import is_internal_version_name
 
 PAGE_SIZE = 50
@@ -329,7 +329,19 @@ async def delete_channel(
     if channel is None:
         raise ApiError(400, "cannot_find_channel", "Cannot find channel", {"channel": name})
     before = audit.snapshot(channel)
+    overrides = await session.scalar(
+        select(func.count())
+        .select_from(ChannelOverride)
+        .where(ChannelOverride.channel_id == channel.id)
+    )
     await session.execute(delete(Channel).where(Channel.id == channel.id))
+    if overrides:
+        # The overrides go with the channel (cascade); /updates reads this counter.
+        await session.execute(
+            update(App)
+            .where(App.app_id == app_id)
+            .values(channel_device_count=App.channel_device_count - overrides)
+        )
     audit.record(
         session,
         table_name="channels",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
@@ -18,8 +17,6 @@ from capgo_server.errors import ApiError
 from capgo_server.models import App, Bundle
 from capgo_server.models.bundle import INTERNAL_BUNDLE_NAMES
 from capgo_server.validation import checked_app_id
-
-logger = logging.getLogger("capgo_server")
 
 LIST_MAX_LIMIT = 100
 #: ``default_upload_channel`` of an app created through the public API (as Capgo's POST /app).

@@ -8,7 +8,6 @@ lists, deletes or edits them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,8 +26,6 @@ from capgo_server.errors import ApiError
 from capgo_server.models import Bundle, Channel, Organization
 from capgo_server.parsing import validate
 from capgo_server.validation import checked_app_id, is_semver
-
-logger = logging.getLogger("capgo_server")
 
 PAGE_SIZE = 50
 EXTERNAL_PROVIDER = "external"

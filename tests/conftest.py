@@ -83,7 +83,7 @@ async def database_url(
     await _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _empty_all_tables(url: str) -> None:
+async def empty_all_tables(url: str) -> None:
     engine = make_engine(url)
     async with engine.begin() as connection:
         if url.startswith("postgresql"):
@@ -109,7 +109,7 @@ async def app(settings: Settings, database_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
-    await _empty_all_tables(database_url)
+    await empty_all_tables(database_url)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -34,6 +34,20 @@ CORS_HEADERS = [
     "apisecret",
     "apikey",
     "x-client-info",
+    # tus uploads from a browser
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Offset",
+    "Upload-Metadata",
+]
+TUS_EXPOSED_HEADERS = [
+    "Location",
+    "Upload-Offset",
+    "Upload-Length",
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
 ]
 
 
@@ -70,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         CORSMiddleware,
         allow_origins=["*"],
         allow_headers=CORS_HEADERS,
-        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        expose_headers=TUS_EXPOSED_HEADERS,
     )
 
     async def ok() -> dict[str, str]:

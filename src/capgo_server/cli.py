@@ -7,21 +7,21 @@ Other tooling relies on these names and outputs: ``serve``, ``migrate`` and ``cr
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from email_validator import EmailNotValidError, validate_email
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from rich.markup import escape
 
-from capgo_server.db.engine import make_engine, make_sessionmaker
-from capgo_server.db.migrate import pending_migrations, upgrade_to_head
-from capgo_server.settings import Settings
-from capgo_server.users.service import UserExistsError, create_user
+from capgo_server.bundle_cli import bundle_cli
+
+if TYPE_CHECKING:
+    from capgo_server.settings import Settings
+
+# The server commands import the database stack (SQLAlchemy, Alembic, FastAPI) inside their
+# functions: it takes about a second to load, and ``bundle`` commands, which are pure API
+# clients, should not pay for it.
 
 cli = typer.Typer(
     name="capgo-server",
@@ -38,12 +38,18 @@ MIN_ORG_NAME, MAX_ORG_NAME = 3, 200
 
 
 def fail(message: str) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
 def _settings() -> Settings:
     """The settings from the environment, or one clear line naming what is wrong."""
+    from pydantic import ValidationError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from capgo_server.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -65,6 +71,9 @@ def _settings() -> Settings:
 
 
 async def _migrate(url: str) -> None:
+    from capgo_server.db.engine import make_engine
+    from capgo_server.db.migrate import upgrade_to_head
+
     engine = make_engine(url)
     try:
         await upgrade_to_head(engine)
@@ -73,6 +82,8 @@ async def _migrate(url: str) -> None:
 
 
 def _run_migrations(settings: Settings) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         asyncio.run(_migrate(settings.resolved_database_url))
     except (SQLAlchemyError, OSError) as exc:
@@ -80,6 +91,8 @@ def _run_migrations(settings: Settings) -> None:
 
 
 def _display_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
@@ -134,6 +147,13 @@ def create_user_command(
 
     Prints {"user_id": ..., "org_id": ..., "apikey": ...} on stdout.
     """
+    from email_validator import EmailNotValidError, validate_email
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from capgo_server.db.engine import make_engine, make_sessionmaker
+    from capgo_server.db.migrate import pending_migrations
+    from capgo_server.users.service import UserExistsError, create_user
+
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -162,17 +182,7 @@ def create_user_command(
     typer.echo(json.dumps(result))
 
 
-def _register_subcommands() -> None:
-    # ``bundle upload|list|delete`` are API clients, kept in their own module.
-    try:
-        module = importlib.import_module("capgo_server.bundle_cli")
-    except ModuleNotFoundError:  # pragma: no cover - module being written
-        return
-    bundle_cli: typer.Typer = module.bundle_cli
-    cli.add_typer(bundle_cli, name="bundle")
-
-
-_register_subcommands()
+cli.add_typer(bundle_cli, name="bundle")
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ async def delete_app(
     background: BackgroundTasks,
 ) -> StatusOk:
     """Delete an app with its bundles, stored files, channels, devices and statistics."""
-    prefix = await service.delete_app(session, principal, app_id)
+    prefixes = await service.delete_app(session, principal, app_id)
     # Background tasks run after the response, so after the commit.
-    background.add_task(remove_stored, request.app.state.bundle_store, prefixes=[prefix])
+    background.add_task(remove_stored, request.app.state.bundle_store, prefixes=prefixes)
     return StatusOk()

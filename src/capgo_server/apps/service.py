@@ -14,8 +14,9 @@ from capgo_server.auth.access import authorize_app, authorize_org, visible_apps
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
-from capgo_server.models import App, Bundle
+from capgo_server.models import App, Bundle, Upload
 from capgo_server.models.bundle import INTERNAL_BUNDLE_NAMES
+from capgo_server.storage.layout import app_files_prefix, upload_parts_prefix
 from capgo_server.validation import checked_app_id
 
 LIST_MAX_LIMIT = 100
@@ -23,11 +24,6 @@ LIST_MAX_LIMIT = 100
 DEFAULT_UPLOAD_CHANNEL = "dev"
 #: ``apps.app_id`` is a VARCHAR(255); longer ids are refused before they reach the database.
 MAX_APP_ID_LENGTH = 255
-
-
-def app_files_prefix(org_id: str, app_id: str) -> str:
-    """Where every stored file of an app lives (``r2_path`` = ``<prefix><version>.zip``)."""
-    return f"orgs/{org_id}/apps/{app_id}/"
 
 
 def _cannot_access_app(app_id: str) -> ApiError:
@@ -223,9 +219,10 @@ async def update_app(
     return app
 
 
-async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -> str:
+async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -> list[str]:
     """Delete the app and everything it owns; 400 ``cannot_delete_app`` below ``write`` (and
-    for unknown/foreign apps). Returns the storage prefix of its files.
+    for unknown/foreign apps). Returns the storage prefixes of its files: its bundles and the
+    parts of its unfinished uploads.
 
     Bundles, channels, overrides, devices, deploy history, bandwidth and uploads follow through
     ``ON DELETE CASCADE``. The caller removes the files once the deletion is committed
@@ -235,6 +232,10 @@ async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -
     denied = ApiError(400, "cannot_delete_app", "You can't delete this app", {"app_id": app_id})
     access = await authorize_app(session, principal, app_id, role=Role.write, denied=denied)
     app = access.app
+    # Read before the delete: the upload rows go with the app, their parts do not.
+    uploads = await session.scalars(select(Upload.id).where(Upload.app_id == app_id))
+    prefixes = [app_files_prefix(access.org.id, app_id)]
+    prefixes += [upload_parts_prefix(upload_id) for upload_id in uploads]
     before = audit.snapshot(app)
     await session.execute(delete(App).where(App.app_id == app.app_id))
     audit.record(
@@ -247,4 +248,4 @@ async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -
         old=before,
     )
     await session.flush()
-    return app_files_prefix(access.org.id, app_id)
+    return prefixes

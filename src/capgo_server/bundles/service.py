@@ -152,9 +152,7 @@ async def _refuse_linked(session: AsyncSession, bundles: Sequence[Bundle]) -> No
 # --- create (external URL) -----------------------------------------------------------------
 
 
-def _check_encryption_policy(
-    org: Organization, session_key: str | None, key_id: str | None
-) -> None:
+def check_encryption_policy(org: Organization, session_key: str | None, key_id: str | None) -> None:
     """The organization's encrypted-bundle policy (``enforce_encrypted_bundles``, and
     ``required_encryption_key``: the public key whose first 20 characters are the ``key_id``)."""
     if not org.enforce_encrypted_bundles:
@@ -234,7 +232,7 @@ async def create_external_bundle(
             "External URL must use HTTPS protocol",
             {"external_url": body.external_url},
         )
-    _check_encryption_policy(access.org, body.session_key, body.key_id)
+    check_encryption_policy(access.org, body.session_key, body.key_id)
     exists = await session.scalar(
         select(Bundle.id).where(Bundle.app_id == app_id, Bundle.name == body.version)
     )

@@ -1,0 +1,390 @@
+"""Resumable bundle uploads: the rules behind the tus endpoints.
+
+Received bytes are stored as one object per PATCH, ``uploads/<upload_id>/<offset:020d>``, and the
+upload's ``offset`` in the database counts only bytes that are stored. A PATCH cut short by the
+client keeps what arrived (the part is written with the bytes received and the offset advances
+by that much); a PATCH that fails for any other reason stores nothing and leaves the offset as it
+was. Either way the client asks HEAD for the offset and continues from there.
+
+PATCHes of one upload are serialized: by a row lock on PostgreSQL (across processes) and by a lock
+in this process (which is all a SQLite deployment has), and the offset moves by a conditional
+UPDATE, so a part is only ever replaced by a PATCH at the same offset.
+
+When the last byte arrives the parts are streamed, concatenated, into the bundle's file while its
+SHA-256 is computed; the checksum and the zip layout are checked, then the bundle row replaces the
+upload row. The parts are removed once that has been committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, cast
+from weakref import WeakValueDictionary
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capgo_server.auth.access import authorize_app, is_uuid
+from capgo_server.auth.principal import Principal
+from capgo_server.auth.roles import Role
+from capgo_server.bundles.service import check_encryption_policy
+from capgo_server.clock import utcnow
+from capgo_server.errors import ApiError
+from capgo_server.files.metadata import (
+    BundleTarget,
+    Encryption,
+    encryption_of,
+    invalid_file_path,
+    parse_target,
+    plain_checksum_of,
+)
+from capgo_server.files.zipcheck import bundle_zip_problem
+from capgo_server.models import Bundle, Upload
+from capgo_server.storage.base import BundleStore
+from capgo_server.storage.layout import upload_parts_prefix
+
+_PART_NAME = re.compile(r"[0-9]{20}")
+
+APP_NOT_FOUND = ApiError(404, "app_not_found", "App not found")
+UPLOAD_NOT_FOUND = ApiError(404, "upload_not_found", "Upload not found")
+
+
+class UploadFailedError(ApiError):
+    """The finished upload was refused and discarded; the refusal must still be committed."""
+
+    def __init__(self, error: ApiError, upload_id: str) -> None:
+        super().__init__(error.status, error.code, error.message, error.more_info, error.headers)
+        self.upload_id = upload_id
+
+
+class _BodyTooLongError(Exception):
+    pass
+
+
+def part_path(upload_id: str, offset: int) -> str:
+    return f"{upload_parts_prefix(upload_id)}{offset:020d}"
+
+
+def _encryption_path(upload_id: str) -> str:
+    return f"{upload_parts_prefix(upload_id)}encryption.json"
+
+
+_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+
+def upload_lock(upload_id: str) -> asyncio.Lock:
+    """The in-process lock of one upload (kept only while someone holds a reference)."""
+    lock = _locks.get(upload_id)
+    if lock is None:
+        lock = asyncio.Lock()
+        _locks[upload_id] = lock
+    return lock
+
+
+# --- creation -----------------------------------------------------------------------------
+
+
+def version_already_exists(version: str, **more: Any) -> ApiError:
+    return ApiError(
+        400, "version_already_exists", "Version already exists", {"version": version, **more}
+    )
+
+
+async def _ensure_version_free(session: AsyncSession, target: BundleTarget, location: str) -> None:
+    """A version name is used once per app, deleted bundles included (UNIQUE(name, app_id))."""
+    taken = await session.scalar(
+        select(Bundle.id)
+        .where(Bundle.app_id == target.app_id, Bundle.name == target.version)
+        .limit(1)
+    )
+    if taken is not None:
+        raise version_already_exists(target.version)
+    pending = await session.scalar(
+        select(Upload).where(Upload.app_id == target.app_id, Upload.version_name == target.version)
+    )
+    if pending is not None:
+        # The caller holds upload rights on the app, so it may resume or terminate this upload
+        # anyway (HEAD/PATCH/DELETE); its URL lets a client that lost it do so.
+        raise version_already_exists(
+            target.version, upload_in_progress=True, upload_url=f"{location}{pending.id}"
+        )
+
+
+async def create_upload(
+    session: AsyncSession,
+    store: BundleStore,
+    principal: Principal,
+    *,
+    length: int,
+    metadata: dict[str, str],
+    location: str,
+) -> Upload:
+    """Validate a tus creation request and record the upload. Nothing is stored for a refused
+    upload; ``location`` is the collection URL (for the ``upload_url`` of a pending duplicate)."""
+    target = parse_target(metadata.get("filename"))
+    encryption = encryption_of(metadata)
+    checksum = None if encryption else plain_checksum_of(metadata)
+    access = await authorize_app(
+        session, principal, target.app_id, role=Role.upload, denied=APP_NOT_FOUND
+    )
+    if access.app.owner_org != target.org_id:
+        raise invalid_file_path(metadata.get("filename"))
+    # The organization's encrypted-bundle policy, exactly as ``POST /bundle`` applies it.
+    check_encryption_policy(
+        access.org,
+        encryption.session_key if encryption else None,
+        encryption.key_id if encryption else None,
+    )
+    await _ensure_version_free(session, target, location)
+    upload = Upload(
+        id=str(uuid.uuid4()),
+        app_id=target.app_id,
+        owner_org=access.app.owner_org,
+        user_id=principal.user_id,
+        version_name=target.version,
+        path=target.path,
+        length=length,
+        offset=0,
+        checksum=checksum,
+    )
+    session.add(upload)
+    try:
+        await session.flush()
+    except IntegrityError:  # a concurrent creation for the same version won
+        raise version_already_exists(target.version, upload_in_progress=True) from None
+    if encryption is not None:
+        document = json.dumps(dataclasses.asdict(encryption)).encode()
+        await store.write(_encryption_path(upload.id), _once(document))
+    return upload
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+# --- status, termination --------------------------------------------------------------------
+
+
+async def load_upload(
+    session: AsyncSession, principal: Principal, upload_id: str, *, lock: bool = False
+) -> Upload:
+    """The upload if the caller holds ``upload`` on its app, else 404 ``upload_not_found`` (the
+    same answer for unknown and foreign uploads). ``lock`` takes the row lock (PostgreSQL)."""
+    if not is_uuid(upload_id):
+        raise UPLOAD_NOT_FOUND
+    upload = await session.scalar(select(Upload).where(Upload.id == upload_id))
+    if upload is None:
+        raise UPLOAD_NOT_FOUND
+    await authorize_app(
+        session, principal, upload.app_id, role=Role.upload, denied=UPLOAD_NOT_FOUND
+    )
+    if lock:
+        upload = await session.scalar(
+            select(Upload)
+            .where(Upload.id == upload_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if upload is None:
+            raise UPLOAD_NOT_FOUND
+    return upload
+
+
+async def terminate(session: AsyncSession, upload: Upload) -> None:
+    """Forget the upload; the caller removes its parts once this is committed."""
+    await session.delete(upload)
+    await session.flush()
+
+
+async def discard_parts(store: BundleStore, upload_id: str) -> None:
+    await store.delete_prefix(upload_parts_prefix(upload_id))
+
+
+# --- receiving bytes ------------------------------------------------------------------------
+
+
+def offset_mismatch(current: int) -> ApiError:
+    return ApiError(
+        409,
+        "offset_mismatch",
+        "Upload-Offset does not match the server's offset; ask HEAD and resume from there",
+        {"offset": current},
+        headers={"Upload-Offset": str(current)},
+    )
+
+
+def length_exceeded(upload: Upload) -> ApiError:
+    return ApiError(
+        413,
+        "upload_length_exceeded",
+        "The body goes past the Upload-Length declared when the upload was created",
+        {"upload_length": upload.length, "offset": upload.offset},
+    )
+
+
+async def _limited(body: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in body:
+        received += len(chunk)
+        if received > limit:
+            raise _BodyTooLongError
+        if chunk:
+            yield chunk
+
+
+async def receive(
+    session: AsyncSession,
+    store: BundleStore,
+    upload: Upload,
+    *,
+    offset: int,
+    body: AsyncIterable[bytes],
+    declared_length: int | None,
+) -> tuple[int, Bundle | None]:
+    """Store one PATCH body at ``offset``; returns the new offset and, when that was the last
+    byte, the bundle just created. The caller holds :func:`upload_lock` and the row lock."""
+    if offset != upload.offset:
+        raise offset_mismatch(upload.offset)
+    remaining = upload.length - upload.offset
+    if declared_length is not None and declared_length > remaining:
+        raise length_exceeded(upload)
+    key = part_path(upload.id, offset)
+    try:
+        written = await store.write(key, _limited(body, remaining))
+    except _BodyTooLongError:
+        raise length_exceeded(upload) from None
+    if written == 0:
+        await store.delete(key)
+        return upload.offset, None
+    new_offset = offset + written
+    if new_offset == upload.length:
+        return new_offset, await _finish(session, store, upload)
+    moved = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Upload)
+            .where(Upload.id == upload.id, Upload.offset == offset)
+            .values(offset=new_offset, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if moved.rowcount != 1:  # another process moved the offset first
+        raise offset_mismatch(offset)
+    return new_offset, None
+
+
+# --- the last byte --------------------------------------------------------------------------
+
+
+async def _stored_parts(store: BundleStore, upload: Upload) -> list[str]:
+    """The upload's parts in order, checked to cover exactly ``[0, length)``."""
+    names = [
+        path
+        for path in await store.list_prefix(upload_parts_prefix(upload.id))
+        if _PART_NAME.fullmatch(path.rsplit("/", 1)[-1])
+    ]
+    expected = 0
+    for path in names:
+        size = await store.size(path)
+        if int(path.rsplit("/", 1)[-1]) != expected or size is None:
+            break
+        expected += size
+    if expected != upload.length:
+        raise ApiError(
+            409,
+            "upload_incomplete",
+            "The stored parts of this upload do not add up; start the upload again",
+            {"stored": expected, "upload_length": upload.length},
+        )
+    return names
+
+
+async def _fail(
+    session: AsyncSession,
+    store: BundleStore,
+    upload: Upload,
+    error: ApiError,
+    *,
+    written: bool = True,
+) -> UploadFailedError:
+    """Discard the upload (row now, parts after the commit) and the file it wrote."""
+    if written:
+        await store.delete(upload.path)
+    await session.delete(upload)
+    await session.flush()
+    return UploadFailedError(error, upload.id)
+
+
+async def _read_encryption(store: BundleStore, upload: Upload) -> Encryption | None:
+    path = _encryption_path(upload.id)
+    if await store.size(path) is None:
+        return None
+    raw = b"".join([chunk async for chunk in store.read(path)])
+    return Encryption(**json.loads(raw))
+
+
+async def _finish(session: AsyncSession, store: BundleStore, upload: Upload) -> Bundle:
+    """Assemble the bundle file, check it, and turn the upload into a bundle."""
+    try:
+        parts = await _stored_parts(store, upload)
+    except ApiError as incomplete:
+        raise await _fail(session, store, upload, incomplete, written=False) from None
+    taken = await session.scalar(
+        select(Bundle.id).where(Bundle.app_id == upload.app_id, Bundle.name == upload.version_name)
+    )
+    if taken is not None:  # registered through another route while this upload ran
+        taken_error = version_already_exists(upload.version_name)
+        raise await _fail(session, store, upload, taken_error, written=False)
+
+    digest = hashlib.sha256()
+
+    async def concatenated() -> AsyncIterator[bytes]:
+        for part in parts:
+            async for chunk in store.read(part):
+                digest.update(chunk)
+                yield chunk
+
+    size = await store.write(upload.path, concatenated())
+    sha256 = digest.hexdigest()
+    encryption = await _read_encryption(store, upload)
+    if encryption is None:
+        if upload.checksum is not None and upload.checksum != sha256:
+            mismatch = ApiError(
+                400,
+                "checksum_mismatch",
+                "The uploaded file does not match the checksum given when the upload began",
+                {"expected": upload.checksum, "actual": sha256},
+            )
+            raise await _fail(session, store, upload, mismatch)
+        # An encrypted bundle is ciphertext: its layout cannot be checked here.
+        problem = await bundle_zip_problem(store, upload.path, size)
+        if problem is not None:
+            refused = ApiError(400, "invalid_bundle_zip", problem, {"path": upload.path})
+            raise await _fail(session, store, upload, refused)
+    bundle = Bundle(
+        app_id=upload.app_id,
+        name=upload.version_name,
+        owner_org=upload.owner_org,
+        user_id=upload.user_id,
+        r2_path=upload.path,
+        checksum=encryption.checksum if encryption else sha256,
+        session_key=encryption.session_key if encryption else None,
+        key_id=encryption.key_id if encryption else None,
+        storage_provider=store.provider,
+        size=size,
+    )
+    session.add(bundle)
+    await session.delete(upload)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await store.delete(upload.path)
+        raise version_already_exists(upload.version_name) from None
+    return bundle

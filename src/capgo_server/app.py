@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from capgo_server import __version__
@@ -20,6 +20,10 @@ from capgo_server.errors import install_error_handlers
 from capgo_server.files.endpoints import files_router
 from capgo_server.members.endpoints import members_router
 from capgo_server.organizations.endpoints import organization_router
+from capgo_server.plugin.channel_self import channel_self_router
+from capgo_server.plugin.common import PluginRefusal
+from capgo_server.plugin.stats import stats_router
+from capgo_server.plugin.updates import updates_router
 from capgo_server.settings import Settings
 from capgo_server.storage.factory import make_store
 
@@ -80,6 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         requests_per_key=FixedWindowLimiter(settings.rate_limit_api_key_per_minute, 60),
     )
     install_error_handlers(app)
+
+    async def plugin_refusal(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PluginRefusal)
+        return exc.response()
+
+    app.add_exception_handler(PluginRefusal, plugin_refusal)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
@@ -105,4 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices_router)
     app.include_router(bundles_router)
     app.include_router(files_router)
+    app.include_router(updates_router)
+    app.include_router(stats_router)
+    app.include_router(channel_self_router)
     return app

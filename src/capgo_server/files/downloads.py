@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +17,7 @@ from capgo_server.auth.access import authorize_app
 from capgo_server.auth.principal import Principal
 from capgo_server.auth.roles import Role
 from capgo_server.clock import utcnow
+from capgo_server.db.upsert import add_to_counters
 from capgo_server.errors import ApiError
 from capgo_server.models import Bundle, DailyBandwidth
 from capgo_server.storage.base import BundleStore
@@ -120,16 +120,12 @@ async def record_bandwidth(
     if sent <= 0:
         return
     async with sessionmaker() as session, session.begin():
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(DailyBandwidth).values(
-            app_id=app_id, date=utcnow().date(), bandwidth=sent
+        await add_to_counters(
+            session,
+            DailyBandwidth,
+            {"app_id": app_id, "date": utcnow().date()},
+            {"bandwidth": sent},
         )
-        statement = statement.on_conflict_do_update(
-            index_elements=[DailyBandwidth.app_id, DailyBandwidth.date],
-            set_={"bandwidth": DailyBandwidth.bandwidth + statement.excluded.bandwidth},
-        )
-        await session.execute(statement)
 
 
 _pending: set[asyncio.Task[None]] = set()

@@ -8,6 +8,7 @@ from capgo_server.models.channel import Channel, ChannelOverride, DeployHistory
 from capgo_server.models.device import Device
 from capgo_server.models.membership import Membership
 from capgo_server.models.organization import Organization
+from capgo_server.models.stats import DailyVersion, DeviceActivity, StatsEvent
 from capgo_server.models.upload import Upload
 from capgo_server.models.usage import DailyBandwidth
 from capgo_server.models.user import User
@@ -20,10 +21,13 @@ __all__ = [
     "Channel",
     "ChannelOverride",
     "DailyBandwidth",
+    "DailyVersion",
     "DeployHistory",
     "Device",
+    "DeviceActivity",
     "Membership",
     "Organization",
+    "StatsEvent",
     "Upload",
     "User",
 ]

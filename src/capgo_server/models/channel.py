@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
@@ -35,6 +35,12 @@ class Channel(Base):
     allow_device: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_dev: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_prod: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Percentage rollout: ``rollout_percentage`` % of devices (a sticky draw per device) are
+    # offered ``rollout_version`` instead of ``version``.
+    rollout_version: Mapped[int | None] = mapped_column(
+        ForeignKey("app_versions.id", ondelete="SET NULL")
+    )
+    rollout_percentage: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,138 @@
+"""What every device endpoint shares (spec §5.2): body normalisation, refusals, versions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from capgo_server.errors import ApiError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+PLATFORMS = ("ios", "android", "electron")
+_SEMVER = re.compile(
+    r"[v=]?(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)"
+    r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+
+
+@dataclass(frozen=True)
+class SemVer:
+    """A semantic version, ordered by SemVer 2.0 precedence (build metadata ignored)."""
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: tuple[int | str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: object) -> SemVer | None:
+        if not isinstance(text, str):
+            return None
+        match = _SEMVER.fullmatch(text.strip())
+        if match is None:
+            return None
+        pre = tuple(
+            int(part) if part.isdigit() else part
+            for part in (match["pre"] or "").split(".")
+            if part
+        )
+        return cls(int(match["major"]), int(match["minor"]), int(match["patch"]), pre)
+
+    def _key(self) -> tuple[Any, ...]:
+        # A release sorts after its pre-releases; numeric identifiers before alphanumeric ones.
+        pre = tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in self.prerelease)
+        return (self.major, self.minor, self.patch, not self.prerelease, pre)
+
+    def __lt__(self, other: SemVer) -> bool:
+        return self._key() < other._key()
+
+    def __le__(self, other: SemVer) -> bool:
+        return self._key() <= other._key()
+
+    def __gt__(self, other: SemVer) -> bool:
+        return self._key() > other._key()
+
+    def __ge__(self, other: SemVer) -> bool:
+        return self._key() >= other._key()
+
+    def __str__(self) -> str:
+        core = f"{self.major}.{self.minor}.{self.patch}"
+        return f"{core}-{'.'.join(str(p) for p in self.prerelease)}" if self.prerelease else core
+
+
+def fix_semver(version: str) -> str:
+    """Capgo's ``fixSemver``: ``builtin``/``unknown`` → ``0.0.0``, ``1`` → ``1.0.0``, ``1.2`` →
+    ``1.2.0``; anything else unchanged (native build versions are often short)."""
+    if version in ("builtin", "unknown"):
+        return "0.0.0"
+    if re.fullmatch(r"[0-9]+", version):
+        return f"{version}.0.0"
+    if re.fullmatch(r"[0-9]+\.[0-9]+", version):
+        return f"{version}.0"
+    return version
+
+
+class PluginRefusal(Exception):
+    """An answer to a device that is not an update: ``{"error", "message", **extra}`` with the
+    extra fields at the top level (spec §1.2, ``simpleError200``), HTTP 200 unless told."""
+
+    def __init__(self, code: str, message: str, status: int = 200, **extra: Any) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extra = extra
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            {"error": self.code, "message": self.message, **self.extra}, status_code=self.status
+        )
+
+
+def unknown_app() -> PluginRefusal:
+    """429 for an app this server does not know, so the plugin backs off (House decisions)."""
+    return PluginRefusal("on_premise_app", "On-premise app detected", status=429)
+
+
+def normalise_plugin_body(
+    body: dict[str, Any], model: type[ModelT], *, require_device: bool = True, query: bool = False
+) -> ModelT:
+    """Capgo's ``parsePluginBody`` (§5.2): the checks in order, then ``model`` validation.
+
+    400 ``invalid_json_body`` (``invalid_query_parameters`` for query-string input) for an empty
+    or ill-shaped body, ``missing_device_id``, ``missing_app_id``, ``semver_error`` for a native
+    version that is not semver even after :func:`fix_semver`.
+    """
+    unparseable = "invalid_query_parameters" if query else "invalid_json_body"
+    if not body:
+        raise ApiError(400, unparseable, "Cannot parse body")
+    if require_device and not body.get("device_id"):
+        raise ApiError(400, "missing_device_id", "Cannot find device_id")
+    if not body.get("app_id"):
+        raise ApiError(400, "missing_app_id", "Cannot find app_id")
+    body = dict(body)
+    version_build = body.get("version_build")
+    if version_build:
+        parsed = SemVer.parse(fix_semver(str(version_build)))
+        if parsed is None:
+            raise ApiError(
+                400,
+                "semver_error",
+                f"Native version: {version_build} doesn't follow semver convention, please "
+                "check https://capgo.app/semver_tester/ to learn more about semver usage in Capgo",
+            )
+        body["version_build"] = str(parsed)
+    body.setdefault("is_emulator", False)
+    body.setdefault("is_prod", True)
+    if body.get("version_name") == "builtin" and body.get("version_build"):
+        body["version_name"] = body["version_build"]
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise ApiError(400, unparseable, "Cannot parse body", {"parseResult": errors}) from exc

@@ -82,6 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.rate_limit_failed_auth, settings.rate_limit_failed_auth_window_seconds
         ),
         requests_per_key=FixedWindowLimiter(settings.rate_limit_api_key_per_minute, 60),
+        device_requests=FixedWindowLimiter(settings.rate_limit_device_per_minute, 60),
+        device_requests_per_ip=FixedWindowLimiter(settings.rate_limit_ip_per_minute, 60),
+        channel_self_same_channel=FixedWindowLimiter(
+            1, settings.rate_limit_channel_self_same_channel_seconds
+        ),
     )
     install_error_handlers(app)
 

@@ -91,6 +91,22 @@ async def body_or_query(request: Request) -> dict[str, Any]:
     return _lower_device_id(data)
 
 
+async def json_body(request: Request) -> Any:
+    """Any JSON value (``POST /stats`` takes an object or an array of them), else 400
+    ``invalid_json_parse_body``; NUL characters refused, ``device_id`` lower-cased in objects
+    and in arrays of objects."""
+    raw = await _read_limited_body(request)
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise INVALID_JSON from None
+    _reject_nul(value)
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, dict):
+            _lower_device_id(item)
+    return value
+
+
 async def strict_json_body(request: Request) -> dict[str, Any]:
     """Capgo's ``parseBody``: a JSON object or 400 ``invalid_json_parse_body``."""
     data = await _json_object(request)

@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     rate_limit_api_key_per_minute: int = Field(
         default=2000, description="Requests per API key per minute before 429."
     )
+    rate_limit_device_per_minute: int = Field(
+        default=60,
+        description="Device endpoint requests per (app, device, endpoint) per minute before 429.",
+    )
+    rate_limit_ip_per_minute: int = Field(
+        default=6000,
+        description="Device endpoint requests per client IP per minute before 429 (all device "
+        "endpoints together; generous because many devices can share one NAT address).",
+    )
+    rate_limit_channel_self_same_channel_seconds: int = Field(
+        default=60,
+        description="A device may ask POST /channel_self for the same channel at most once in "
+        "this many seconds (429 otherwise); 0 disables the rule.",
+    )
 
     storage_url: str | None = Field(
         default=None,

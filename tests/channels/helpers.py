@@ -32,6 +32,8 @@ CHANNEL_FIELDS = {
     "ios",
     "android",
     "electron",
+    "rollout_version",
+    "rollout_percentage",
 }
 
 

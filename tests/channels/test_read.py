@@ -87,6 +87,8 @@ class TestGetChannels:
             "ios": True,
             "android": True,
             "electron": True,
+            "rollout_version": None,
+            "rollout_percentage": 0,
         }
         assert isinstance(channel["id"], int)
         assert JS_ISO.match(channel["created_at"])

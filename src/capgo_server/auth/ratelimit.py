@@ -58,3 +58,9 @@ class FixedWindowLimiter:
 class RateLimiters:
     failed_auth_per_ip: FixedWindowLimiter
     requests_per_key: FixedWindowLimiter
+    #: Device endpoints (``capgo_server.plugin.limits``): per (app, device, endpoint) ...
+    device_requests: FixedWindowLimiter
+    #: ... and per client IP across all device endpoints, so rotating device ids does not help.
+    device_requests_per_ip: FixedWindowLimiter
+    #: ``POST /channel_self`` for the same (app, device, channel): once per window.
+    channel_self_same_channel: FixedWindowLimiter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -43,6 +43,13 @@ class ChannelOut(BaseModel):
     ios: bool
     android: bool
     electron: bool
+    rollout_version: ChannelVersion | None = Field(
+        description="The second bundle of a percentage rollout, or null (no rollout)."
+    )
+    rollout_percentage: float = Field(
+        description="Percentage (0..100) of devices offered rollout_version instead of version; "
+        "each device's draw is sticky."
+    )
 
 
 class ChannelQuery(BaseModel):
@@ -75,6 +82,18 @@ class ChannelSet(BaseModel):
     allow_device: bool | None = None
     allow_dev: bool | None = None
     allow_prod: bool | None = None
+    rollout_version: str | None = Field(
+        default=None,
+        description="Percentage rollout: a live bundle name offered to rollout_percentage % of "
+        "the devices instead of version; null clears the rollout; omitted: unchanged.",
+    )
+    # Checked by the service (400 invalid_rollout_percentage), so typed loosely here.
+    rollout_percentage: Any = Field(
+        default=None,
+        json_schema_extra={"type": "number", "minimum": 0, "maximum": 100},
+        description="0..100: the share of devices offered rollout_version (sticky per device; "
+        "raising it only adds devices). Omitted: unchanged.",
+    )
 
 
 class ChannelDelete(BaseModel):

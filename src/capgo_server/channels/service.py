@@ -9,6 +9,7 @@ from sqlalchemy import Row, Select, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from capgo_server import audit
 from capgo_server.apps.service import ensure_internal_bundles
@@ -16,6 +17,7 @@ from capgo_server.auth.access import authorize_app
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import Principal
 from capgo_server.auth.roles import Role
+from capgo_server.channels.rollout import rollout_changes
 from capgo_server.channels.schemas import ChannelOut, ChannelSet, ChannelVersion
 from capgo_server.errors import ApiError
 from capgo_server.models import App, Bundle, Channel, ChannelOverride, DeployHistory
@@ -45,7 +47,9 @@ def cannot_access_app(app_id: str) -> ApiError:
     return ApiError(400, "cannot_access_app", "You can't access this app", {"app_id": app_id})
 
 
-def channel_out(channel: Channel, bundle_id: int, bundle_name: str) -> ChannelOut:
+def channel_out(
+    channel: Channel, bundle_id: int, bundle_name: str, rollout: ChannelVersion | None = None
+) -> ChannelOut:
     return ChannelOut(
         id=channel.id,
         created_at=channel.created_at,
@@ -66,20 +70,30 @@ def channel_out(channel: Channel, bundle_id: int, bundle_name: str) -> ChannelOu
         ios=channel.ios,
         android=channel.android,
         electron=channel.electron,
+        rollout_version=rollout,
+        rollout_percentage=channel.rollout_percentage,
     )
 
 
-def _with_bundle(app_id: str) -> Select[Channel, int, str]:
+_RolloutBundle = aliased(Bundle)
+
+
+def _with_bundle(app_id: str) -> Select[Channel, int, str, str | None]:
+    """Channels of the app with their bundle's id and name and the rollout bundle's name."""
     return (
-        select(Channel, Bundle.id, Bundle.name)
+        select(Channel, Bundle.id, Bundle.name, _RolloutBundle.name)
         .join(Bundle, Bundle.id == Channel.version)
+        .outerjoin(_RolloutBundle, _RolloutBundle.id == Channel.rollout_version)
         .where(Channel.app_id == app_id)
     )
 
 
-def _out(row: Row[Channel, int, str]) -> ChannelOut:
-    channel, bundle_id, bundle_name = row
-    return channel_out(channel, bundle_id, bundle_name)
+def _out(row: Row[Channel, int, str, str | None]) -> ChannelOut:
+    channel, bundle_id, bundle_name, rollout_name = row
+    rollout = None
+    if channel.rollout_version is not None and rollout_name is not None:
+        rollout = ChannelVersion(id=channel.rollout_version, name=rollout_name)
+    return channel_out(channel, bundle_id, bundle_name, rollout)
 
 
 async def get_channel(
@@ -218,6 +232,8 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
     that is not a live bundle of the app (nor ``builtin``/``unknown``). A new channel without
     ``version`` serves ``unknown``; an existing one keeps its bundle. A bundle change records a
     deploy-history entry; a public channel then becomes the only public one on its platforms.
+    ``rollout_version``/``rollout_percentage``: see :mod:`capgo_server.channels.rollout` (no
+    deploy-history entry for them).
     """
     if not body.channel:
         raise MISSING_CHANNEL_NAME
@@ -233,6 +249,7 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
         for field, column in SETTABLE_FIELDS.items()
         if getattr(body, field) is not None
     }
+    changes.update(await rollout_changes(session, app, body))
     channel = await _find(session, app.app_id, body.channel)
     if channel is None:
         channel = await _create(session, principal, app, body.channel, bundle, changes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from capgo_server.auth.principal import ReadKey, WriteKey
@@ -21,6 +21,11 @@ from capgo_server.devices.schemas import (
 )
 from capgo_server.errors import ApiError
 from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
+from capgo_server.plugin.limits import (
+    device_delete_rate_limit,
+    device_get_rate_limit,
+    device_post_rate_limit,
+)
 from capgo_server.routing import router
 from capgo_server.validation import checked_app_id
 
@@ -44,6 +49,7 @@ def _query_doc() -> dict[str, Any]:
     response_model=DeviceOut | DevicePage,
     response_model_exclude_unset=True,
     openapi_extra=_query_doc(),
+    dependencies=[Depends(device_get_rate_limit)],
 )
 async def get_devices(
     request: Request, session: Session, principal: ReadKey
@@ -68,14 +74,24 @@ async def get_devices(
     )
 
 
-@devices_router.post("", response_model=StatusOk, openapi_extra=documented_body(DeviceLink))
+@devices_router.post(
+    "",
+    response_model=StatusOk,
+    openapi_extra=documented_body(DeviceLink),
+    dependencies=[Depends(device_post_rate_limit)],
+)
 async def link_device(request: Request, session: Session, principal: WriteKey) -> StatusOk:
     """Pin a device to a channel (a private one: public channels serve every device)."""
     await service.set_override(session, principal, await strict_json_body(request))
     return StatusOk()
 
 
-@devices_router.delete("", response_model=StatusOk, openapi_extra=documented_body(DeviceUnlink))
+@devices_router.delete(
+    "",
+    response_model=StatusOk,
+    openapi_extra=documented_body(DeviceUnlink),
+    dependencies=[Depends(device_delete_rate_limit)],
+)
 async def unlink_device(request: Request, session: Session, principal: WriteKey) -> StatusOk:
     """Remove a device's channel override. The device itself is never deleted."""
     data = await body_or_query(request)

@@ -1,7 +1,354 @@
-"""Routes of this module (being built)."""
+"""``/channel_self``: a device choosing its own channel (spec §5.5).
+
+``POST`` sets a channel, ``PUT`` asks which channel the device is on, ``DELETE`` unsets it and
+``GET`` lists the channels the device may pick. Plugins from 5.34.0 / 6.34.0 / 7.34.0 / 8.0.0
+on ("new plugins") keep the chosen channel on the device: the server only checks it may be
+chosen and forgets any stored override. Older plugins rely on a stored override
+(:class:`ChannelOverride`), written in the request's transaction with the app's
+``channel_device_count`` kept equal to its number of overrides.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+from fastapi import BackgroundTasks, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from capgo_server.db.session import Session
+from capgo_server.models import App, Channel, ChannelOverride
+from capgo_server.parsing import documented_body, strict_json_body
+from capgo_server.plugin.common import (
+    PluginRefusal,
+    SemVer,
+    fix_semver,
+    normalise_plugin_body,
+    unknown_app,
+)
+from capgo_server.plugin.limits import device_rate_limit
+from capgo_server.plugin.recording import Recording, record_later
+from capgo_server.plugin.stats import MAX_EVENT_NAME, AppId, DeviceId
 from capgo_server.routing import router
 
 channel_self_router = router(tags=["device protocol"])
+
+Platform = Literal["ios", "android", "electron"]
+#: Per major version, the first plugin release that stores its channel on the device.
+DEVICE_STORED_CHANNEL_SINCE = {5: SemVer(5, 34, 0), 6: SemVer(6, 34, 0), 7: SemVer(7, 34, 0)}
+CANNOT_OVERRIDE = "Cannot change device override current channel don't allow it"
+
+
+class ChannelSelfBody(BaseModel):
+    """What ``POST``/``PUT``/``DELETE`` receive (unknown fields are ignored)."""
+
+    model_config = ConfigDict(strict=True)
+
+    app_id: AppId
+    device_id: DeviceId
+    version_name: str = Field(max_length=MAX_EVENT_NAME)  # logged with setChannel/getChannel
+    version_build: str
+    is_emulator: bool
+    is_prod: bool
+    platform: Platform
+    defaultChannel: str | None = None  # the plugin's field name
+    channel: str | None = None
+    plugin_version: str | None = None
+    key_id: str | None = Field(default=None, max_length=20)
+
+
+class ChannelListQuery(BaseModel):
+    """What ``GET`` receives, from the query string."""
+
+    model_config = ConfigDict(strict=True)
+
+    app_id: AppId
+    is_emulator: bool
+    is_prod: bool
+    platform: Platform
+    key_id: str | None = Field(default=None, max_length=20)
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def is_new_plugin(plugin_version: str | None) -> bool:
+    """Whether the plugin keeps its channel itself: not older than x.34.0 for majors 5-7 (every
+    8.x). Capgo only checks majors 5-8, so older majors, newer ones and a missing or unreadable
+    version (read as 0.0.0) count as new."""
+    version = SemVer.parse(fix_semver(plugin_version or "0.0.0"))
+    if version is None:
+        return True
+    since = DEVICE_STORED_CHANNEL_SINCE.get(version.major)
+    return since is None or version >= since
+
+
+def query_body(request: Request) -> dict[str, Any]:
+    """Capgo's ``convertQueryToBody``: ``is_emulator`` / ``is_prod`` are ``== 'true'``
+    (defaults false / true); nothing given stays empty (400 ``invalid_query_parameters``)."""
+    data: dict[str, Any] = dict(request.query_params)
+    if not data:
+        return data
+    if isinstance(data.get("device_id"), str):
+        data["device_id"] = data["device_id"].lower()
+    data["is_emulator"] = data.get("is_emulator", "false") == "true"
+    data["is_prod"] = data.get("is_prod", "true") == "true"
+    return data
+
+
+async def _known_app(session: AsyncSession, app_id: str) -> App:
+    app = await session.get(App, app_id)
+    if app is None:
+        raise unknown_app()
+    return app
+
+
+async def _override(session: AsyncSession, app_id: str, device_id: str) -> Channel | None:
+    """The channel the device is pinned to, if any."""
+    channel: Channel | None = await session.scalar(
+        select(Channel)
+        .join(ChannelOverride, ChannelOverride.channel_id == Channel.id)
+        .where(ChannelOverride.app_id == app_id, ChannelOverride.device_id == device_id)
+    )
+    return channel
+
+
+async def _adjust_override_count(session: AsyncSession, app_id: str, delta: int) -> None:
+    if delta:
+        await session.execute(
+            update(App)
+            .where(App.app_id == app_id)
+            .values(channel_device_count=App.channel_device_count + delta)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def remove_override(session: AsyncSession, app_id: str, device_id: str) -> None:
+    removed = (
+        await session.execute(
+            delete(ChannelOverride)
+            .where(ChannelOverride.app_id == app_id, ChannelOverride.device_id == device_id)
+            .returning(ChannelOverride.id)
+        )
+    ).all()
+    await _adjust_override_count(session, app_id, -len(removed))
+
+
+async def pin(session: AsyncSession, app: App, device_id: str, channel: Channel) -> None:
+    """Create or move the device's override to ``channel`` (a concurrent create is moved)."""
+    find = select(ChannelOverride).where(
+        ChannelOverride.app_id == app.app_id, ChannelOverride.device_id == device_id
+    )
+    override = await session.scalar(find)
+    if override is None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    ChannelOverride(
+                        app_id=app.app_id,
+                        device_id=device_id,
+                        channel_id=channel.id,
+                        owner_org=channel.owner_org,
+                    )
+                )
+        except IntegrityError:
+            override = await session.scalar(find.execution_options(populate_existing=True))
+            if override is None:
+                raise
+        else:
+            await _adjust_override_count(session, app.app_id, +1)
+            return
+    override.channel_id = channel.id
+    await session.flush()
+
+
+async def _channel_named(session: AsyncSession, app_id: str, name: str) -> Channel | None:
+    channel: Channel | None = await session.scalar(
+        select(Channel).where(Channel.app_id == app_id, Channel.name == name)
+    )
+    return channel
+
+
+async def _main_channel(session: AsyncSession, app_id: str, platform: str) -> Channel | None:
+    """The first public channel serving ``platform`` (ORDER BY id)."""
+    channel: Channel | None = await session.scalar(
+        select(Channel)
+        .where(Channel.app_id == app_id, Channel.public == true())
+        .where(getattr(Channel, platform) == true())
+        .order_by(Channel.id)
+        .limit(1)
+    )
+    return channel
+
+
+def _selectable(channel: Channel | None, body: ChannelSelfBody) -> Channel:
+    """``channel`` if the device may assign itself to it, else the refusal."""
+    extra: dict[str, Any] = {"channel": body.channel, "app_id": body.app_id}
+    if channel is None:
+        raise PluginRefusal("channel_not_found", "Cannot find channel", **extra)
+    if channel.allow_device_self_set:
+        return channel
+    if channel.public:
+        raise PluginRefusal(
+            "public_channel_self_set_not_allowed",
+            "This channel is public and does not allow device self-assignment. Unset the "
+            "channel and the device will automatically use the public channel.",
+            **extra,
+        )
+    raise PluginRefusal(
+        "channel_self_set_not_allowed",
+        "This channel does not allow devices to self associate",
+        **extra,
+    )
+
+
+def _channel_event(
+    request: Request, background: BackgroundTasks, body: ChannelSelfBody, action: str
+) -> None:
+    recording = Recording(body.app_id, body.device_id)
+    recording.event(action, body.version_name)
+    record_later(background, request.app.state.sessionmaker, recording)
+
+
+# --- routes --------------------------------------------------------------------------------
+
+LIMIT_SET = [Depends(device_rate_limit("channel_self_set", same_channel_once=True))]
+LIMIT_GET = [Depends(device_rate_limit("channel_self_get"))]
+LIMIT_DELETE = [Depends(device_rate_limit("channel_self_delete"))]
+LIMIT_LIST = [Depends(device_rate_limit("channel_self_list"))]
+
+
+@channel_self_router.post(
+    "/channel_self", dependencies=LIMIT_SET, openapi_extra=documented_body(ChannelSelfBody)
+)
+@channel_self_router.post(
+    "/plugin/channel_self", dependencies=LIMIT_SET, openapi_extra=documented_body(ChannelSelfBody)
+)
+async def set_channel(
+    request: Request, background: BackgroundTasks, session: Session
+) -> dict[str, Any]:
+    """Assign the device to ``channel``: ``{"status":"ok"}`` (``"allowSet": true`` for new
+    plugins, which keep the channel themselves)."""
+    body = normalise_plugin_body(await strict_json_body(request), ChannelSelfBody)
+    if not body.channel:
+        raise PluginRefusal("missing_channel", "Cannot find channel in body")
+    app = await _known_app(session, body.app_id)
+    current = await _override(session, body.app_id, body.device_id)
+    if current is not None and not current.allow_device_self_set:
+        raise PluginRefusal("cannot_override", CANNOT_OVERRIDE)
+    channel = _selectable(await _channel_named(session, body.app_id, body.channel), body)
+    if is_new_plugin(body.plugin_version):
+        await remove_override(session, body.app_id, body.device_id)
+        _channel_event(request, background, body, "setChannel")
+        return {"status": "ok", "allowSet": True}
+    main = await _main_channel(session, body.app_id, body.platform)
+    if main is not None and main.name == channel.name:
+        await remove_override(session, body.app_id, body.device_id)
+    elif current is not None and current.id == channel.id:
+        return {"status": "ok"}
+    else:
+        await pin(session, app, body.device_id, channel)
+    _channel_event(request, background, body, "setChannel")
+    return {"status": "ok"}
+
+
+@channel_self_router.put(
+    "/channel_self", dependencies=LIMIT_GET, openapi_extra=documented_body(ChannelSelfBody)
+)
+@channel_self_router.put(
+    "/plugin/channel_self", dependencies=LIMIT_GET, openapi_extra=documented_body(ChannelSelfBody)
+)
+async def current_channel(
+    request: Request, background: BackgroundTasks, session: Session
+) -> dict[str, Any]:
+    """Which channel the device is on: ``{"channel", "status": "override"|"default"}``."""
+    body = normalise_plugin_body(await strict_json_body(request), ChannelSelfBody)
+    await _known_app(session, body.app_id)
+    if is_new_plugin(body.plugin_version):
+        if body.channel:
+            _channel_event(request, background, body, "getChannel")
+            return {"channel": body.channel, "status": "override", "allowSet": True}
+        return {"channel": body.defaultChannel or "production", "status": "default"}
+    current = await _override(session, body.app_id, body.device_id)
+    if current is not None:
+        _channel_event(request, background, body, "getChannel")
+        return {
+            "channel": current.name,
+            "status": "override",
+            "allowSet": current.allow_device_self_set,
+        }
+    final = await _default_channel(session, body)
+    _channel_event(request, background, body, "getChannel")
+    return {"channel": final.name, "status": "default"}
+
+
+async def _default_channel(session: AsyncSession, body: ChannelSelfBody) -> Channel:
+    """The device's ``defaultChannel`` if it exists, else the public channel of its platform."""
+    query = select(Channel).where(Channel.app_id == body.app_id).order_by(Channel.id)
+    if body.defaultChannel:
+        query = query.where(Channel.name == body.defaultChannel)
+    else:
+        query = query.where(Channel.public == true())
+    candidates = list(await session.scalars(query))
+    if body.defaultChannel:
+        final = candidates[0] if candidates else None
+    else:
+        final = next((c for c in candidates if getattr(c, body.platform)), None)
+    if final is None:
+        raise PluginRefusal("channel_not_found", "Cannot find channel")
+    return final
+
+
+@channel_self_router.delete("/channel_self", dependencies=LIMIT_DELETE)
+@channel_self_router.delete("/plugin/channel_self", dependencies=LIMIT_DELETE)
+async def unset_channel(
+    request: Request, background: BackgroundTasks, session: Session
+) -> dict[str, Any]:
+    """Forget the device's channel (query parameters, as the plugin sends them)."""
+    body = normalise_plugin_body(query_body(request), ChannelSelfBody, query=True)
+    await _known_app(session, body.app_id)
+    if is_new_plugin(body.plugin_version):
+        await remove_override(session, body.app_id, body.device_id)
+        _channel_event(request, background, body, "setChannel")
+        return {"status": "ok"}
+    current = await _override(session, body.app_id, body.device_id)
+    if current is None or not current.allow_device_self_set:
+        raise PluginRefusal("cannot_override", CANNOT_OVERRIDE)
+    await remove_override(session, body.app_id, body.device_id)
+    return {"status": "ok"}
+
+
+@channel_self_router.get("/channel_self", dependencies=LIMIT_LIST)
+@channel_self_router.get("/plugin/channel_self", dependencies=LIMIT_LIST)
+async def list_channels(request: Request, session: Session) -> JSONResponse:
+    """The channels this kind of device may pick: ``[{id, name, public, allow_self_set}]``."""
+    query = normalise_plugin_body(
+        query_body(request), ChannelListQuery, require_device=False, query=True
+    )
+    if await session.get(App, query.app_id) is None:
+        return JSONResponse(
+            {"error": "app_not_found", "message": "App not found", "app_id": query.app_id}
+        )
+    channels = await session.scalars(
+        select(Channel)
+        .where(Channel.app_id == query.app_id)
+        .where((Channel.allow_device_self_set == true()) | (Channel.public == true()))
+        .where((Channel.allow_emulator if query.is_emulator else Channel.allow_device) == true())
+        .where((Channel.allow_prod if query.is_prod else Channel.allow_dev) == true())
+        .where(getattr(Channel, query.platform) == true())
+        .order_by(Channel.id)
+    )
+    return JSONResponse(
+        [
+            {
+                "id": c.id,
+                "name": c.name,
+                "public": c.public,
+                "allow_self_set": c.allow_device_self_set,
+            }
+            for c in channels
+        ]
+    )

@@ -56,3 +56,33 @@ def record(
             changed_fields=changed,
         )
     )
+
+
+def record_row(
+    session: AsyncSession,
+    row: Base,
+    operation: str,
+    *,
+    org_id: str | None,
+    user_id: str | None,
+    old: dict[str, Any] | None = None,
+) -> None:
+    """Audit ``operation`` on ``row`` (a table with an ``id`` column).
+
+    After an INSERT or UPDATE the row's current values are the new record; a DELETE records
+    only ``old``. Take ``old`` with :func:`snapshot` before changing the row.
+    """
+    new = None if operation == "DELETE" else snapshot(row)
+    # Audited tables all have an ``id`` column, which is not always the primary key: apps are
+    # keyed by app_id but audited by their uuid (app ids can outgrow ``record_id``).
+    record_id = getattr(row, "id")  # noqa: B009
+    record(
+        session,
+        table_name=row.__tablename__,
+        operation=operation,
+        record_id=record_id,
+        org_id=org_id,
+        user_id=user_id,
+        old=old,
+        new=new,
+    )

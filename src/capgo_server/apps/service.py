@@ -149,15 +149,7 @@ async def create_app(session: AsyncSession, principal: Principal, body: AppCreat
     except IntegrityError as exc:  # a concurrent request took the id
         raise cannot_create from exc
     await ensure_internal_bundles(session, app, principal.user_id)
-    audit.record(
-        session,
-        table_name="apps",
-        operation="INSERT",
-        record_id=app.id,
-        org_id=app.owner_org,
-        user_id=principal.user_id,
-        new=audit.snapshot(app),
-    )
+    audit.record_row(session, app, "INSERT", org_id=app.owner_org, user_id=principal.user_id)
     return app
 
 
@@ -206,15 +198,8 @@ async def update_app(
         setattr(app, field, value)
     await session.flush()
     await session.refresh(app)
-    audit.record(
-        session,
-        table_name="apps",
-        operation="UPDATE",
-        record_id=app.id,
-        org_id=app.owner_org,
-        user_id=principal.user_id,
-        old=before,
-        new=audit.snapshot(app),
+    audit.record_row(
+        session, app, "UPDATE", org_id=app.owner_org, user_id=principal.user_id, old=before
     )
     return app
 
@@ -238,14 +223,8 @@ async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -
     prefixes += [upload_parts_prefix(upload_id) for upload_id in uploads]
     before = audit.snapshot(app)
     await session.execute(delete(App).where(App.app_id == app.app_id))
-    audit.record(
-        session,
-        table_name="apps",
-        operation="DELETE",
-        record_id=before["id"],
-        org_id=access.org.id,
-        user_id=principal.user_id,
-        old=before,
+    audit.record_row(
+        session, app, "DELETE", org_id=access.org.id, user_id=principal.user_id, old=before
     )
     await session.flush()
     return prefixes

@@ -115,15 +115,13 @@ async def delete_bundles(
         bundle.deleted = True
         bundle.deleted_at = now
         await session.flush()
-        audit.record(
+        audit.record_row(
             session,
-            table_name="app_versions",
-            operation="UPDATE",
-            record_id=bundle.id,
+            bundle,
+            "UPDATE",
             org_id=bundle.owner_org,
             user_id=principal.user_id,
             old=before,
-            new=audit.snapshot(bundle),
         )
     return [bundle.r2_path for bundle in bundles if bundle.r2_path]
 
@@ -257,15 +255,7 @@ async def create_external_bundle(
             session.add(bundle)
     except IntegrityError as exc:  # a concurrent request took the name
         raise already from exc
-    audit.record(
-        session,
-        table_name="app_versions",
-        operation="INSERT",
-        record_id=bundle.id,
-        org_id=bundle.owner_org,
-        user_id=principal.user_id,
-        new=audit.snapshot(bundle),
-    )
+    audit.record_row(session, bundle, "INSERT", org_id=bundle.owner_org, user_id=principal.user_id)
     return bundle
 
 
@@ -313,15 +303,13 @@ async def set_bundle_on_channel(
         )
     before = audit.snapshot(channel)
     if await set_channel_bundle(session, channel, bundle, principal.user_id):
-        audit.record(
+        audit.record_row(
             session,
-            table_name="channels",
-            operation="UPDATE",
-            record_id=channel.id,
+            channel,
+            "UPDATE",
             org_id=access.app.owner_org,
             user_id=principal.user_id,
             old=before,
-            new=audit.snapshot(channel),
         )
     return bundle, channel
 
@@ -368,13 +356,6 @@ async def update_metadata(
     for field in given:
         setattr(bundle, field, getattr(text, field))
     await session.flush()
-    audit.record(
-        session,
-        table_name="app_versions",
-        operation="UPDATE",
-        record_id=bundle.id,
-        org_id=bundle.owner_org,
-        user_id=principal.user_id,
-        old=before,
-        new=audit.snapshot(bundle),
+    audit.record_row(
+        session, bundle, "UPDATE", org_id=bundle.owner_org, user_id=principal.user_id, old=before
     )

@@ -269,15 +269,13 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
     if changed:
         await session.flush()
         await session.refresh(channel)
-        audit.record(
+        audit.record_row(
             session,
-            table_name="channels",
-            operation="UPDATE",
-            record_id=channel.id,
+            channel,
+            "UPDATE",
             org_id=channel.owner_org,
             user_id=principal.user_id,
             old=before,
-            new=audit.snapshot(channel),
         )
     await enforce_public_exclusivity(session, channel)
     return channel
@@ -312,14 +310,8 @@ async def _create(
     assert channel is not None
     _record_deploy(session, channel, bundle, principal.user_id)
     await session.flush()
-    audit.record(
-        session,
-        table_name="channels",
-        operation="INSERT",
-        record_id=channel.id,
-        org_id=channel.owner_org,
-        user_id=principal.user_id,
-        new=audit.snapshot(channel),
+    audit.record_row(
+        session, channel, "INSERT", org_id=channel.owner_org, user_id=principal.user_id
     )
     return channel
 
@@ -359,13 +351,7 @@ async def delete_channel(
             .where(App.app_id == app_id)
             .values(channel_device_count=App.channel_device_count - overrides)
         )
-    audit.record(
-        session,
-        table_name="channels",
-        operation="DELETE",
-        record_id=channel.id,
-        org_id=channel.owner_org,
-        user_id=principal.user_id,
-        old=before,
+    audit.record_row(
+        session, channel, "DELETE", org_id=channel.owner_org, user_id=principal.user_id, old=before
     )
     await session.flush()

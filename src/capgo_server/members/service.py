@@ -85,15 +85,7 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
     )
     session.add(membership)
     await session.flush()
-    audit.record(
-        session,
-        table_name="org_users",
-        operation="INSERT",
-        record_id=membership.id,
-        org_id=access.org.id,
-        user_id=principal.user_id,
-        new=audit.snapshot(membership),
-    )
+    audit.record_row(session, membership, "INSERT", org_id=access.org.id, user_id=principal.user_id)
 
 
 async def accept_invitation(session: AsyncSession, principal: Principal, org_id: str) -> Role:
@@ -119,15 +111,8 @@ async def accept_invitation(session: AsyncSession, principal: Principal, org_id:
     before = audit.snapshot(membership)
     membership.user_right = Role(membership.user_right).accepted().value
     await session.flush()
-    audit.record(
-        session,
-        table_name="org_users",
-        operation="UPDATE",
-        record_id=membership.id,
-        org_id=org_id,
-        user_id=principal.user_id,
-        old=before,
-        new=audit.snapshot(membership),
+    audit.record_row(
+        session, membership, "UPDATE", org_id=org_id, user_id=principal.user_id, old=before
     )
     return Role(membership.user_right)
 
@@ -184,12 +169,6 @@ async def remove_member(
             )
     before = audit.snapshot(target)
     await session.execute(delete(Membership).where(Membership.id == target.id))
-    audit.record(
-        session,
-        table_name="org_users",
-        operation="DELETE",
-        record_id=target.id,
-        org_id=org_id,
-        user_id=principal.user_id,
-        old=before,
+    audit.record_row(
+        session, target, "DELETE", org_id=org_id, user_id=principal.user_id, old=before
     )

@@ -93,16 +93,8 @@ async def found_organization(
     membership = Membership(org_id=org.id, user_id=founder.id, user_right=Role.super_admin.value)
     session.add(membership)
     await session.flush()
-    for table_name, row in (("orgs", org), ("org_users", membership)):
-        audit.record(
-            session,
-            table_name=table_name,
-            operation="INSERT",
-            record_id=row.id,
-            org_id=org.id,
-            user_id=founder.id,
-            new=audit.snapshot(row),
-        )
+    for row in (org, membership):
+        audit.record_row(session, row, "INSERT", org_id=org.id, user_id=founder.id)
     return org
 
 
@@ -150,16 +142,7 @@ async def update_organization(
         setattr(org, field, value)
     await session.flush()
     await session.refresh(org)
-    audit.record(
-        session,
-        table_name="orgs",
-        operation="UPDATE",
-        record_id=org.id,
-        org_id=org.id,
-        user_id=principal.user_id,
-        old=before,
-        new=audit.snapshot(org),
-    )
+    audit.record_row(session, org, "UPDATE", org_id=org.id, user_id=principal.user_id, old=before)
     return org
 
 
@@ -179,14 +162,8 @@ async def delete_organization(session: AsyncSession, principal: Principal, org_i
     )
     before = audit.snapshot(access.org)
     await session.execute(delete(Organization).where(Organization.id == access.org.id))
-    audit.record(
-        session,
-        table_name="orgs",
-        operation="DELETE",
-        record_id=access.org.id,
-        org_id=access.org.id,
-        user_id=principal.user_id,
-        old=before,
+    audit.record_row(
+        session, access.org, "DELETE", org_id=access.org.id, user_id=principal.user_id, old=before
     )
 
 

@@ -19,6 +19,7 @@ from capgo_server.models import Bundle, Membership, Upload
 from capgo_server.storage.base import BundleStore
 from tests.conftest import Account
 
+APP_ID = "com.example.app"
 UPLOADS = "/files/upload/attachments/"
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
@@ -180,3 +181,8 @@ async def chunks_then_fail(data: bytes, chunk: int, error: Exception) -> AsyncIt
     for start in range(0, len(data), chunk):
         yield data[start : start + chunk]
     raise error
+
+
+def store_of(app: FastAPI) -> Any:
+    """The app's live bundle store."""
+    return app.state.bundle_store

@@ -25,7 +25,13 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 INVALID_JSON = ApiError(400, "invalid_json_parse_body", "Invalid JSON body")
 
 
-async def _read_limited_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
+    """The raw body; 413 ``body_too_large`` past ``CAPGO_MAX_BODY_BYTES``.
+
+    The size is checked while streaming, so a body without ``Content-Length`` cannot exhaust
+    memory. The body is then cached on the request (Starlette's own cache, which ``stream()``
+    and ``body()`` return), so a dependency and the handler can both read it.
+    """
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     too_large = ApiError(
@@ -40,7 +46,9 @@ async def _read_limited_body(request: Request) -> bytes:
         if size > limit:
             raise too_large
         chunks.append(chunk)
-    return b"".join(chunks)
+    raw = b"".join(chunks)
+    request._body = raw
+    return raw
 
 
 def _lower_device_id(data: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def _lower_device_id(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
-    raw = await _read_limited_body(request)
+    raw = await read_body(request)
     if not raw.strip():
         return None
     try:
@@ -95,7 +103,7 @@ async def json_body(request: Request) -> Any:
     """Any JSON value (``POST /stats`` takes an object or an array of them), else 400
     ``invalid_json_parse_body``; NUL characters refused, ``device_id`` lower-cased in objects
     and in arrays of objects."""
-    raw = await _read_limited_body(request)
+    raw = await read_body(request)
     try:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):

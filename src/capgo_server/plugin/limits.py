@@ -32,7 +32,7 @@ How to use — on a device endpoint, one line per route::
 The dependency reads ``app_id``/``device_id`` from the JSON body if it is an object (the first
 element of an array, for ``/stats`` batches), else from the query string. It never fails on bad
 input: the handler still answers 400 for a malformed body (the body is cached, so the handler can
-read it again).
+read it again); a body over ``CAPGO_MAX_BODY_BYTES`` is 413 here already.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from fastapi import Request
 from capgo_server.auth.principal import ReadKey, WriteKey, client_ip
 from capgo_server.auth.ratelimit import RateLimiters
 from capgo_server.errors import ApiError
+from capgo_server.parsing import read_body
 
 #: Operation names used by the device endpoints (each its own per-device bucket).
 DEVICE_OPS = frozenset(
@@ -72,33 +73,12 @@ def too_many_requests(retry_after: int, **more_info: Any) -> ApiError:
     )
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, at most ``CAPGO_MAX_BODY_BYTES`` of it, cached for the handler; ``None`` when it
-    is larger (the handler answers 413 itself)."""
-    limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():  # yields the cached body when already read
-        size += len(chunk)
-        chunks.append(chunk)
-        if size > limit:
-            raise ApiError(
-                413, "body_too_large", f"Request body exceeds {limit} bytes", {"max_bytes": limit}
-            )
-    raw = b"".join(chunks)
-    request._body = raw  # Starlette's cache: later ``body()``/``stream()`` calls get it back
-    return raw
-
-
 async def request_fields(request: Request) -> dict[str, Any]:
     """The JSON object of the body (first element of an array), else the query parameters.
 
     Never raises for bad input; returns ``{}`` when nothing usable is there.
     """
-    raw = await _read_body(request) if request.method not in ("GET", "HEAD") else b""
+    raw = await read_body(request) if request.method not in ("GET", "HEAD") else b""
     if raw and raw.strip():
         try:
             parsed = json.loads(raw)

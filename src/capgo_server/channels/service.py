@@ -19,6 +19,7 @@ from capgo_server.auth.principal import Principal
 from capgo_server.auth.roles import Role
 from capgo_server.channels.rollout import rollout_changes
 from capgo_server.channels.schemas import ChannelOut, ChannelSet, ChannelVersion
+from capgo_server.devices.overrides import adjust_override_count
 from capgo_server.errors import ApiError
 from capgo_server.models import App, Bundle, Channel, ChannelOverride, DeployHistory
 from capgo_server.validation import is_internal_version_name
@@ -344,13 +345,8 @@ async def delete_channel(
         .where(ChannelOverride.channel_id == channel.id)
     )
     await session.execute(delete(Channel).where(Channel.id == channel.id))
-    if overrides:
-        # The overrides go with the channel (cascade); /updates reads this counter.
-        await session.execute(
-            update(App)
-            .where(App.app_id == app_id)
-            .values(channel_device_count=App.channel_device_count - overrides)
-        )
+    # The overrides went with the channel (cascade); /updates reads this counter.
+    await adjust_override_count(session, app_id, -(overrides or 0))
     audit.record_row(
         session, channel, "DELETE", org_id=channel.owner_org, user_id=principal.user_id, old=before
     )

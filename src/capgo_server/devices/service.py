@@ -11,16 +11,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.auth.access import authorize_app
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
+from capgo_server.devices.overrides import pin_override, remove_override
 from capgo_server.devices.schemas import DeviceOut, DevicePage
 from capgo_server.errors import ApiError, invalid_body
-from capgo_server.models import App, Bundle, Channel, ChannelOverride, Device
+from capgo_server.models import Bundle, Channel, ChannelOverride, Device
 from capgo_server.validation import checked_app_id
 
 DEFAULT_LIMIT = 50
@@ -223,15 +223,6 @@ async def _find_channel(
     )
 
 
-async def _adjust_override_count(session: AsyncSession, app_id: str, delta: int) -> None:
-    await session.execute(
-        update(App)
-        .where(App.app_id == app_id)
-        .values(channel_device_count=App.channel_device_count + delta)
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def set_override(session: AsyncSession, principal: Principal, data: dict[str, Any]) -> None:
     """Pin a device to a channel of its app (``POST /device``), creating or moving its override.
 
@@ -267,37 +258,7 @@ async def set_override(session: AsyncSession, principal: Principal, data: dict[s
         raise ApiError(
             400, "public_channel_override", "Cannot set channel override for public channel"
         )
-    await _upsert_override(session, access.app, device_id, channel)
-
-
-async def _upsert_override(
-    session: AsyncSession, app: App, device_id: str, channel: Channel
-) -> None:
-    find = select(ChannelOverride).where(
-        ChannelOverride.app_id == app.app_id, ChannelOverride.device_id == device_id
-    )
-    override = await session.scalar(find)
-    if override is None:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    ChannelOverride(
-                        app_id=app.app_id,
-                        device_id=device_id,
-                        channel_id=channel.id,
-                        owner_org=app.owner_org,
-                    )
-                )
-        except IntegrityError:  # a concurrent request created it: move it instead
-            override = await session.scalar(find.execution_options(populate_existing=True))
-            if override is None:
-                raise
-        else:
-            await _adjust_override_count(session, app.app_id, +1)
-            return
-    if override.channel_id != channel.id:
-        override.channel_id = channel.id
-        await session.flush()
+    await pin_override(session, access.app, device_id, channel)
 
 
 async def delete_override(
@@ -316,13 +277,7 @@ async def delete_override(
         modes=WRITE_MODES,
         denied=cannot_access_app(app_id),
     )
-    removed = (
-        await session.execute(
-            delete(ChannelOverride)
-            .where(ChannelOverride.app_id == app_id, ChannelOverride.device_id == device_id)
-            .returning(ChannelOverride.id)
-        )
-    ).all()
+    removed = await remove_override(session, app_id, device_id)
     if not removed:
         raise ApiError(
             404,
@@ -330,4 +285,3 @@ async def delete_override(
             "This device has no channel override",
             {"device_id": device_id},
         )
-    await _adjust_override_count(session, app_id, -len(removed))

@@ -15,11 +15,11 @@ from typing import Any, Literal
 from fastapi import BackgroundTasks, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.db.session import Session
+from capgo_server.devices.overrides import pin_override, remove_override
 from capgo_server.models import App, Channel, ChannelOverride
 from capgo_server.parsing import documented_body, strict_json_body
 from capgo_server.plugin.common import (
@@ -116,55 +116,6 @@ async def _override(session: AsyncSession, app_id: str, device_id: str) -> Chann
     return channel
 
 
-async def _adjust_override_count(session: AsyncSession, app_id: str, delta: int) -> None:
-    if delta:
-        await session.execute(
-            update(App)
-            .where(App.app_id == app_id)
-            .values(channel_device_count=App.channel_device_count + delta)
-            .execution_options(synchronize_session=False)
-        )
-
-
-async def remove_override(session: AsyncSession, app_id: str, device_id: str) -> None:
-    removed = (
-        await session.execute(
-            delete(ChannelOverride)
-            .where(ChannelOverride.app_id == app_id, ChannelOverride.device_id == device_id)
-            .returning(ChannelOverride.id)
-        )
-    ).all()
-    await _adjust_override_count(session, app_id, -len(removed))
-
-
-async def pin(session: AsyncSession, app: App, device_id: str, channel: Channel) -> None:
-    """Create or move the device's override to ``channel`` (a concurrent create is moved)."""
-    find = select(ChannelOverride).where(
-        ChannelOverride.app_id == app.app_id, ChannelOverride.device_id == device_id
-    )
-    override = await session.scalar(find)
-    if override is None:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    ChannelOverride(
-                        app_id=app.app_id,
-                        device_id=device_id,
-                        channel_id=channel.id,
-                        owner_org=channel.owner_org,
-                    )
-                )
-        except IntegrityError:
-            override = await session.scalar(find.execution_options(populate_existing=True))
-            if override is None:
-                raise
-        else:
-            await _adjust_override_count(session, app.app_id, +1)
-            return
-    override.channel_id = channel.id
-    await session.flush()
-
-
 async def _channel_named(session: AsyncSession, app_id: str, name: str) -> Channel | None:
     channel: Channel | None = await session.scalar(
         select(Channel).where(Channel.app_id == app_id, Channel.name == name)
@@ -250,7 +201,7 @@ async def set_channel(
     elif current is not None and current.id == channel.id:
         return {"status": "ok"}
     else:
-        await pin(session, app, body.device_id, channel)
+        await pin_override(session, app, body.device_id, channel)
     _channel_event(request, background, body, "setChannel")
     return {"status": "ok"}
 

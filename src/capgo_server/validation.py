@@ -41,6 +41,12 @@ def is_internal_version_name(name: str) -> bool:
     return name in INTERNAL_VERSION_NAMES
 
 
+def request_app_id(data: dict[str, object]) -> object:
+    """``app_id``, or the legacy docs' ``appid`` when ``app_id`` is absent."""
+    value = data.get("app_id")
+    return data.get("appid") if value is None or value == "" else value
+
+
 def checked_app_id(value: object, body: object = None) -> str:
     """The request's ``app_id``, or 400 ``missing_app_id`` / ``invalid_app_id`` (spec §3.4)."""
     from capgo_server.errors import ApiError

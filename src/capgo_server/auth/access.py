@@ -33,6 +33,18 @@ class AppAccess:
     role: Role
 
 
+def cannot_access_app(app_id: str) -> ApiError:
+    """400 ``cannot_access_app``: the answer for unknown and foreign apps alike (spec §3.4)."""
+    return ApiError(400, "cannot_access_app", "You can't access this app", {"app_id": app_id})
+
+
+def cannot_access_organization(org_id: object) -> ApiError:
+    """400 ``cannot_access_organization``: unknown and foreign orgs alike (spec §3.1)."""
+    return ApiError(
+        400, "cannot_access_organization", "You can't access this organization", {"orgId": org_id}
+    )
+
+
 def is_uuid(value: object) -> bool:
     if not isinstance(value, str):
         return False

@@ -19,7 +19,7 @@ import re
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -106,12 +106,13 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def too_many_requests(retry_after: int) -> ApiError:
+def too_many_requests(retry_after: int, **more_info: Any) -> ApiError:
+    """429 ``too_many_requests`` with ``Retry-After`` (every rate limit of the server)."""
     return ApiError(
         429,
         "too_many_requests",
         "You are being rate limited",
-        {"retry_after": retry_after},
+        {"retry_after": retry_after, **more_info},
         headers={"Retry-After": str(retry_after)},
     )
 

@@ -26,7 +26,7 @@ from capgo_server.errors import ApiError, invalid_body
 from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
 from capgo_server.routing import router
 from capgo_server.storage.cleanup import remove_stored
-from capgo_server.validation import checked_app_id
+from capgo_server.validation import checked_app_id, request_app_id
 
 bundles_router = router(tags=["bundles"])
 
@@ -41,7 +41,7 @@ _LIST_QUERY = {
 async def list_bundles(request: Request, session: Session, principal: ReadKey) -> list[BundleOut]:
     """The app's bundles, newest first, 50 per ``page`` (deleted bundles are not listed)."""
     data = await body_or_query(request)
-    app_id = checked_app_id(service.request_app_id(data), data)
+    app_id = checked_app_id(request_app_id(data), data)
     query = validate(BundleListQuery, {k: v for k, v in data.items() if k == "page"})
     bundles = await service.list_bundles(session, principal, app_id, query.page)
     return [BundleOut.model_validate(bundle) for bundle in bundles]
@@ -52,7 +52,7 @@ async def delete_bundles(
 ) -> StatusOk:
     """Delete one bundle (``version``) or every bundle of the app, with their stored files."""
     data = await body_or_query(request)
-    app_id = checked_app_id(service.request_app_id(data), data)
+    app_id = checked_app_id(request_app_id(data), data)
     version: Any = data.get("version")
     if version is not None and not isinstance(version, str):
         raise invalid_body([{"loc": ["version"], "msg": "must be a bundle name", "type": "string"}])

@@ -25,7 +25,7 @@ from capgo_server.clock import utcnow
 from capgo_server.errors import ApiError
 from capgo_server.models import Bundle, Channel, Organization
 from capgo_server.parsing import validate
-from capgo_server.validation import checked_app_id, is_semver
+from capgo_server.validation import checked_app_id, is_semver, request_app_id
 
 PAGE_SIZE = 50
 EXTERNAL_PROVIDER = "external"
@@ -34,12 +34,6 @@ _MAX_ID = 2**63 - 1
 
 def _no_access(code: str, app_id: str) -> ApiError:
     return ApiError(400, code, "You can't access this app", {"app_id": app_id})
-
-
-def request_app_id(data: dict[str, Any]) -> object:
-    """``app_id``, or the legacy docs' ``appid`` when ``app_id`` is absent."""
-    value = data.get("app_id")
-    return data.get("appid") if value is None or value == "" else value
 
 
 def positive_id(value: object) -> int | None:

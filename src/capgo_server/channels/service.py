@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 
 from capgo_server import audit
 from capgo_server.apps.service import ensure_internal_bundles
-from capgo_server.auth.access import authorize_app
+from capgo_server.auth.access import authorize_app, cannot_access_app
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import Principal
 from capgo_server.auth.roles import Role
@@ -42,10 +42,6 @@ SETTABLE_FIELDS = {
     "allow_dev": "allow_dev",
     "allow_prod": "allow_prod",
 }
-
-
-def cannot_access_app(app_id: str) -> ApiError:
-    return ApiError(400, "cannot_access_app", "You can't access this app", {"app_id": app_id})
 
 
 def channel_out(

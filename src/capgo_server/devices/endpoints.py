@@ -27,7 +27,7 @@ from capgo_server.plugin.limits import (
     device_post_rate_limit,
 )
 from capgo_server.routing import router
-from capgo_server.validation import checked_app_id
+from capgo_server.validation import checked_app_id, request_app_id
 
 devices_router = router(prefix="/device", tags=["devices"])
 
@@ -56,7 +56,7 @@ async def get_devices(
 ) -> DeviceOut | DevicePage:
     """One device (``device_id``), or a cursor-paginated page of the app's devices."""
     data = await body_or_query(request)
-    app_id = checked_app_id(service.request_app_id(data), data)
+    app_id = checked_app_id(request_app_id(data), data)
     device_id = data.get("device_id")
     if device_id:
         return await service.get_device(session, principal, app_id, str(device_id))
@@ -95,7 +95,7 @@ async def link_device(request: Request, session: Session, principal: WriteKey) -
 async def unlink_device(request: Request, session: Session, principal: WriteKey) -> StatusOk:
     """Remove a device's channel override. The device itself is never deleted."""
     data = await body_or_query(request)
-    app_id = checked_app_id(service.request_app_id(data), data)
+    app_id = checked_app_id(request_app_id(data), data)
     device_id = data.get("device_id")
     if not device_id:
         raise ApiError(

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capgo_server.auth.access import authorize_app
+from capgo_server.auth.access import authorize_app, cannot_access_app
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.devices.overrides import pin_override, remove_override
@@ -31,16 +31,6 @@ MAX_DEVICE_ID_LENGTH = 64
 _MAX_ID = 2**63 - 1
 
 CURSOR_SEPARATOR = "|"
-
-
-def cannot_access_app(app_id: str) -> ApiError:
-    return ApiError(400, "cannot_access_app", "You can't access this app", {"app_id": app_id})
-
-
-def request_app_id(data: dict[str, Any]) -> object:
-    """``app_id``, or the legacy docs' ``appid`` when ``app_id`` is absent."""
-    value = data.get("app_id")
-    return data.get("appid") if value is None or value == "" else value
 
 
 # --- reading -------------------------------------------------------------------------------

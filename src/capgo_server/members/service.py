@@ -11,19 +11,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
-from capgo_server.auth.access import authorize_org, is_uuid
+from capgo_server.auth.access import authorize_org, cannot_access_organization, is_uuid
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
 from capgo_server.members.schemas import MemberInvite, MemberOut
 from capgo_server.models import Membership, User
-
-
-def _cannot_access(org_id: str) -> ApiError:
-    return ApiError(
-        400, "cannot_access_organization", "You can't access this organization", {"orgId": org_id}
-    )
 
 
 def _invite_refused(status: str) -> ApiError:
@@ -36,7 +30,9 @@ def _invite_refused(status: str) -> ApiError:
 
 
 async def list_members(session: AsyncSession, principal: Principal, org_id: str) -> list[MemberOut]:
-    await authorize_org(session, principal, org_id, role=Role.read, denied=_cannot_access(org_id))
+    await authorize_org(
+        session, principal, org_id, role=Role.read, denied=cannot_access_organization(org_id)
+    )
     rows = await session.execute(
         select(User, Membership.user_right)
         .join(Membership, Membership.user_id == User.id)
@@ -65,7 +61,7 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
         role=Role.admin,
         modes=WRITE_MODES,
         org_wide=True,
-        denied=_cannot_access(body.orgId),
+        denied=cannot_access_organization(body.orgId),
     )
     offered = Role(body.invite_type)
     if offered == Role.super_admin and access.role != Role.super_admin:
@@ -95,7 +91,7 @@ async def accept_invitation(session: AsyncSession, principal: Principal, org_id:
         or not principal.may_use_org(org_id)
         or not principal.has_mode(WRITE_MODES)
     ):
-        raise _cannot_access(org_id)
+        raise cannot_access_organization(org_id)
     membership = await session.scalar(
         select(Membership).where(
             Membership.org_id == org_id, Membership.user_id == principal.user_id
@@ -127,7 +123,7 @@ async def remove_member(
     caller (403 ``cannot_delete_higher_priority_role``). The last ``super_admin`` cannot be
     removed (400 ``cannot_remove_last_super_admin``): an organization always has an owner.
     """
-    denied = _cannot_access(org_id)
+    denied = cannot_access_organization(org_id)
     access = await authorize_org(
         session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES
     )

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
-from capgo_server.auth.access import authorize_org, visible_orgs
+from capgo_server.auth.access import authorize_org, cannot_access_organization, visible_orgs
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
@@ -23,12 +23,6 @@ MAX_EXPIRATION_DAYS_RANGE = range(1, 366)
 
 def _invalid_org_id(org_id: object) -> ApiError:
     return ApiError(400, "invalid_org_id", "You can't access this organization", {"org_id": org_id})
-
-
-def _cannot_access(org_id: object) -> ApiError:
-    return ApiError(
-        400, "cannot_access_organization", "You can't access this organization", {"orgId": org_id}
-    )
 
 
 async def list_organizations(
@@ -108,7 +102,7 @@ async def update_organization(
         role=Role.admin,
         modes=WRITE_MODES,
         org_wide=True,
-        denied=_cannot_access(body.orgId),
+        denied=cannot_access_organization(body.orgId),
     )
     org = access.org
     changes = body.model_dump(exclude_unset=True, exclude={"orgId"})

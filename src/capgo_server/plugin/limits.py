@@ -44,9 +44,8 @@ from typing import Any
 
 from fastapi import Request
 
-from capgo_server.auth.principal import ReadKey, WriteKey, client_ip
+from capgo_server.auth.principal import ReadKey, WriteKey, client_ip, too_many_requests
 from capgo_server.auth.ratelimit import RateLimiters
-from capgo_server.errors import ApiError
 from capgo_server.parsing import read_body
 
 #: Operation names used by the device endpoints (each its own per-device bucket).
@@ -60,17 +59,6 @@ DEVICE_OPS = frozenset(
         "channel_self_list",
     }
 )
-
-
-def too_many_requests(retry_after: int, **more_info: Any) -> ApiError:
-    """429 ``too_many_requests`` with ``Retry-After`` (the shape of the API-key limits)."""
-    return ApiError(
-        429,
-        "too_many_requests",
-        "You are being rate limited",
-        {"retry_after": retry_after, **more_info},
-        headers={"Retry-After": str(retry_after)},
-    )
 
 
 async def request_fields(request: Request) -> dict[str, Any]:

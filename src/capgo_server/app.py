@@ -25,6 +25,7 @@ from capgo_server.plugin.common import PluginRefusal
 from capgo_server.plugin.stats import stats_router
 from capgo_server.plugin.updates import updates_router
 from capgo_server.settings import Settings
+from capgo_server.statistics.endpoints import statistics_router
 from capgo_server.storage.factory import make_store
 
 # Headers Capgo's API accepts cross-origin (spec §1.2).
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(channels_router)
     app.include_router(devices_router)
     app.include_router(bundles_router)
+    app.include_router(statistics_router)
     app.include_router(files_router)
     app.include_router(updates_router)
     app.include_router(stats_router)

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+
+#: When set, :func:`utcnow` returns it instead of the wall clock (see :func:`frozen_at`).
+_frozen_now: datetime | None = None
 
 
 def utcnow() -> datetime:
     """Current time, timezone-aware UTC. Every "now" in the server comes from here."""
-    return datetime.now(UTC)
+    return _frozen_now if _frozen_now is not None else datetime.now(UTC)
+
+
+@contextmanager
+def frozen_at(moment: datetime) -> Iterator[None]:
+    """Make :func:`utcnow` return ``moment`` inside the block.
+
+    Daily statistics depend on the calendar day; tests and the statistics benchmark use this to
+    replay activity over simulated days. The server itself never freezes its clock.
+    """
+    global _frozen_now
+    if moment.tzinfo is None:
+        raise ValueError("frozen_at needs a timezone-aware moment")
+    previous, _frozen_now = _frozen_now, moment.astimezone(UTC)
+    try:
+        yield
+    finally:
+        _frozen_now = previous
 
 
 def to_js_iso(value: datetime) -> str:

@@ -180,3 +180,7 @@ WriteKey = Annotated[Principal, Depends(require_key(WRITE_MODES))]
 AppReadKey = Annotated[Principal, Depends(require_key({KeyMode.all, KeyMode.read}))]
 #: Keys of mode all, write or upload (bundle uploads).
 UploadKey = Annotated[Principal, Depends(require_key({KeyMode.all, KeyMode.write, KeyMode.upload}))]
+#: Keys of mode all or read, missing key answered as ``middlewareV2`` does (``/statistics``).
+StatsKey = Annotated[
+    Principal, Depends(require_key({KeyMode.all, KeyMode.read}, missing=NO_KEY_V2))
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -33,9 +34,17 @@ async def add_to_counters(
 
 async def insert_if_absent(
     session: AsyncSession, model: type[DeclarativeBase], values: dict[str, Any]
-) -> None:
-    """Insert the row unless one with the same primary key exists."""
-    await session.execute(_insert(session, model).values(**values).on_conflict_do_nothing())
+) -> bool:
+    """Insert the row unless one with the same primary key exists; True when it was inserted.
+
+    Of concurrent writers of the same row exactly one sees True, so the answer can gate work
+    that must happen once per row.
+    """
+    primary_key = list(inspect(model).primary_key)
+    statement = (
+        _insert(session, model).values(**values).on_conflict_do_nothing().returning(*primary_key)
+    )
+    return (await session.execute(statement)).first() is not None
 
 
 async def upsert(

@@ -8,7 +8,7 @@ from capgo_server.models.channel import Channel, ChannelOverride, DeployHistory
 from capgo_server.models.device import Device
 from capgo_server.models.membership import Membership
 from capgo_server.models.organization import Organization
-from capgo_server.models.stats import DailyVersion, DeviceActivity, StatsEvent
+from capgo_server.models.stats import DailyMauChange, DailyVersion, DeviceActivity, StatsEvent
 from capgo_server.models.upload import Upload
 from capgo_server.models.usage import DailyBandwidth
 from capgo_server.models.user import User
@@ -21,6 +21,7 @@ __all__ = [
     "Channel",
     "ChannelOverride",
     "DailyBandwidth",
+    "DailyMauChange",
     "DailyVersion",
     "DeployHistory",
     "Device",

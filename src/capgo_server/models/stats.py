@@ -47,9 +47,29 @@ class DeviceActivity(Base):
     users (one row per device per day, however often it called)."""
 
     __tablename__ = "device_activity"
+    # A device's active days nearest a new one bound the MAU window it opens (statistics.rollups).
+    __table_args__ = (Index("ix_device_activity_device_date", "app_id", "device_id", "date"),)
 
     app_id: Mapped[str] = mapped_column(
         ForeignKey("apps.app_id", ondelete="CASCADE"), primary_key=True
     )
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class DailyMauChange(Base):
+    """How an app's monthly active users change on that UTC day: devices whose 30-day window
+    opens that day, minus those whose window closed the day before.
+
+    MAU on day *d* is the sum of ``change`` over every day up to *d* (statistics.rollups keeps
+    these rows in step with ``device_activity``), so a query reads one row per app and day
+    instead of every device's activity.
+    """
+
+    __tablename__ = "daily_mau_change"
+
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("apps.app_id", ondelete="CASCADE"), primary_key=True
+    )
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    change: Mapped[int] = mapped_column(BigInteger, default=0)

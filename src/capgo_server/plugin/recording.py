@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from capgo_server.clock import utcnow
 from capgo_server.db.upsert import add_to_counters, insert_if_absent, upsert
 from capgo_server.models import DailyVersion, Device, DeviceActivity, StatsEvent
+from capgo_server.statistics.rollups import count_active_day
 
 logger = logging.getLogger("capgo_server.plugin")
 
@@ -69,11 +70,13 @@ async def write(session: AsyncSession, recording: Recording) -> None:
         values = {**vars(recording.device), "updated_at": recording.at}
         await upsert(session, Device, values, key=["app_id", "device_id"])
     if recording.active:
-        await insert_if_absent(
+        first_call_today = await insert_if_absent(
             session,
             DeviceActivity,
             {"app_id": recording.app_id, "date": day, "device_id": recording.device_id},
         )
+        if first_call_today:
+            await count_active_day(session, recording.app_id, recording.device_id, day)
     for action, version_name in recording.events:
         session.add(
             StatsEvent(

@@ -1,0 +1,2 @@
+"""Usage statistics: daily roll-ups (rollups.py), the queries over them (service.py), the
+``/statistics`` routes (endpoints.py) and their SVG charts (graph.py)."""

@@ -1,0 +1,100 @@
+"""SVG charts of one measure (``?graph=mau|storage|bandwidth``), drawn with pygal.
+
+The SVG is self-contained (styles inline, no script), so it renders the same in a browser, an
+``<img>`` tag of a dashboard or a README. Byte counts are scaled to one readable unit for the
+whole chart (KB, MB, GB... of 1024, as Capgo's console counts them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import pygal
+from pygal.style import Style
+
+from capgo_server.statistics.measures import DailyUsage, Days
+from capgo_server.statistics.schemas import Metric
+
+TITLES: dict[Metric, str] = {
+    "mau": "Monthly active users",
+    "storage": "Storage",
+    "bandwidth": "Bandwidth",
+}
+
+_BYTE_UNITS = ("bytes", "KB", "MB", "GB", "TB", "PB")
+
+_STYLE = Style(
+    background="white",
+    plot_background="white",
+    foreground="#333333",
+    foreground_strong="#111111",
+    foreground_subtle="#999999",
+    colors=("#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04"),
+    font_family="DejaVu Sans, Helvetica, Arial, sans-serif",
+    title_font_size=18,
+    label_font_size=11,
+    major_label_font_size=11,
+    legend_font_size=12,
+    no_data_font_size=16,
+)
+
+
+def byte_unit(largest: int) -> tuple[str, int]:
+    """The unit to show byte counts up to ``largest`` in, and its size in bytes."""
+    unit, size = _BYTE_UNITS[0], 1
+    for name in _BYTE_UNITS[1:]:
+        if largest < size * 1024:
+            break
+        unit, size = name, size * 1024
+    return unit, size
+
+
+def _value(usage: DailyUsage, metric: Metric) -> int:
+    return getattr(usage, metric)  # type: ignore[no-any-return]
+
+
+def render(
+    metric: Metric,
+    subject: str,
+    days: Days,
+    series: Sequence[tuple[str, Sequence[DailyUsage]]],
+    requested: tuple[date, date],
+) -> str:
+    """An SVG line chart of ``metric`` per day, one line per ``(name, usage)`` series.
+
+    With no day to draw (a range after today), the chart says so instead of plotting.
+    """
+    largest = max((_value(u, metric) for _, usage in series for u in usage), default=0)
+    if metric == "mau":
+        unit, scale = "users", 1
+    else:
+        unit, scale = byte_unit(largest)
+    dates = [day.isoformat() for day in days]
+    chart = pygal.Line(
+        title=f"{TITLES[metric]} of {subject}",
+        x_title="Day (UTC)",
+        y_title=unit,
+        style=_STYLE,
+        width=960,
+        height=420,
+        js=[],
+        show_legend=len(series) > 1,
+        legend_at_bottom=True,
+        x_label_rotation=30,
+        x_labels_major_every=max(1, len(dates) // 12),
+        show_minor_x_labels=False,
+        truncate_label=-1,
+        include_x_axis=True,
+        min_scale=2,
+        max_scale=8,
+        dots_size=3,
+        value_formatter=lambda value: (
+            f"{value:,.0f} {unit}" if scale == 1 else f"{value:,.2f} {unit}"
+        ),
+        no_data_text=f"No data from {requested[0]} to {requested[1]}",
+    )
+    chart.x_labels = dates
+    for name, usage in series:
+        chart.add(name, [_value(u, metric) / scale for u in usage])
+    return chart.render(is_unicode=True)

@@ -27,6 +27,27 @@ def safe_relative(path: str) -> PurePosixPath:
     return pure
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a directory, so entries just created or renamed in it are durable."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _make_folders(folder: Path) -> None:
+    """``mkdir -p``, syncing the parent of every folder it creates (so they survive a crash)."""
+    created = []
+    ancestor = folder
+    while not ancestor.exists():
+        created.append(ancestor)
+        ancestor = ancestor.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for new in reversed(created):
+        _sync_folder(new.parent)
+
+
 class LocalBundleStore:
     provider = "local"
 
@@ -38,7 +59,7 @@ class LocalBundleStore:
 
     async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
         target = self._file(path)
-        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_make_folders, target.parent)
         # Write beside the target and rename: a reader never sees a half-written file.
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         written = 0
@@ -55,6 +76,9 @@ class LocalBundleStore:
             raise
         handle.close()
         await asyncio.to_thread(os.replace, partial, target)
+        # The rename is an entry in the folder: sync the folder so the name survives a power cut
+        # as the bytes do (the bundle row that points at it is committed after this returns).
+        await asyncio.to_thread(_sync_folder, target.parent)
         return written
 
     async def read(self, path: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:

@@ -259,10 +259,14 @@ class Round:
         self.killed_at: float | None = None
         self.finalizing = 0  # final PATCHes in flight
         self.timers: set[asyncio.Task[None]] = set()
+        self.started = time.monotonic()
+        self.armed_at = self.started + bench.rng.uniform(bench.args.min_run, bench.args.max_run / 2)
         self.kill_during_finalize = False
 
     async def maybe_kill_on_final_patch(self) -> None:
-        if self.mode != "finalize" or self.stop.is_set():
+        """In "finalize" rounds, the first last-byte PATCH sent once the round is armed (after
+        some load) is followed, within 30 ms, by the kill: it lands inside the finalisation."""
+        if self.mode != "finalize" or self.stop.is_set() or time.monotonic() < self.armed_at:
             return
         await asyncio.sleep(self.bench.rng.uniform(0, 0.03))
         self.kill()
@@ -296,6 +300,7 @@ class Bench:
         self.kills = 0
         self.kills_in_finalize = 0
         self.rounds_ok = 0
+        self.load_seconds = 0.0
         self.kill_pids: list[list[int]] = []
         self.restart_seconds: list[float] = []
         self.integrity_runs = 0
@@ -417,7 +422,11 @@ class Bench:
         self.journal.uploads[version] = state
         return state
 
-    async def _create(self, http: httpx.AsyncClient, state: UploadState) -> bool:
+    async def _create(
+        self, http: httpx.AsyncClient, state: UploadState, *, again: bool = False
+    ) -> bool:
+        """tus creation; True when acknowledged (201). ``again``: a retry after a kill, which may
+        find the first creation pending (400 ``version_already_exists`` with its ``upload_url``)."""
         checksum = "0" * 64 if state.bad_checksum else state.sha256
         metadata = {
             "filename": f"orgs/{self.org_id}/apps/{APP_ID}/{state.version}.zip",
@@ -433,7 +442,19 @@ class Bench:
         try:
             response = await http.post(UPLOAD_PATH, headers=headers)
         except httpx.TransportError:
+            if again:
+                raise
             self.journal.in_doubt["upload creations"] += 1
+            return False
+        if again and response.status_code == 400:
+            pending = response.json().get("moreInfo", {}).get("upload_url")
+            if isinstance(pending, str):
+                state.url_path = urlsplit(pending).path
+                check = await http.head(state.url_path, headers={"Tus-Resumable": TUS_VERSION})
+                expect(check, 200, f"HEAD {state.version}")
+                offset = check.headers.get("Upload-Offset")
+                if offset != "0":
+                    self.journal.fail(f"{state.version}: a new upload at offset {offset}")
             return False
         expect(response, 201, f"create upload {state.version}")
         state.url_path = urlsplit(response.headers["Location"]).path
@@ -626,6 +647,7 @@ class Bench:
                     raise task.exception()  # type: ignore[misc]
         round_.kill()
         self.kills += 1
+        self.load_seconds += (round_.killed_at or time.monotonic()) - round_.started
         if round_.kill_during_finalize:
             self.kills_in_finalize += 1
         results = await asyncio.gather(*workers, return_exceptions=True)
@@ -670,7 +692,9 @@ class Bench:
             )
             for index in indexes:
                 try:
-                    await conn.execute("SELECT bt_index_check($1::oid::regclass, true)", index["oid"])
+                    await conn.execute(
+                        "SELECT bt_index_check($1::oid::regclass, true)", index["oid"]
+                    )
                 except asyncpg.PostgresError as exc:
                     self.journal.fail(f"amcheck {index['relname']}: {exc}")
             self.journal.notes["PostgreSQL indexes checked by amcheck (per run)"] = len(indexes)
@@ -811,9 +835,10 @@ class Bench:
             if state.status == "done":
                 journal.fail(f"{state.version}: acknowledged bundle is missing")
                 continue
-            if state.status in ("refused", "terminated") or state.url_path is None:
-                if state.url_path is None and state.creation_sent:
-                    state.status = "lost-creation"  # in doubt; never resumed
+            if state.status in ("refused", "terminated"):
+                continue
+            if state.url_path is None:
+                await self._recover_creation(http, state)
                 continue
             response = await http.head(state.url_path, headers=head)
             if response.status_code == 404:
@@ -844,6 +869,19 @@ class Bench:
             state.inflight_end = None
             if state not in self.resume_queue:
                 self.resume_queue.append(state)
+
+    async def _recover_creation(self, http: httpx.AsyncClient, state: UploadState) -> None:
+        """A creation cut by the kill: create again. Either the first one never committed (201)
+        or the server names the pending upload (``upload_url``), which must be at offset 0."""
+        if await self._create(http, state, again=True):
+            self.journal.notes["in-doubt upload creations that had not happened"] += 1
+        elif state.url_path is not None:
+            self.journal.notes["in-doubt upload creations found pending (upload_url)"] += 1
+        else:
+            self.journal.fail(f"{state.version}: cannot create the upload again")
+            state.status = "lost"
+            return
+        self.resume_queue.append(state)
 
     async def _verify_download(self, http: httpx.AsyncClient, state: UploadState) -> None:
         response = await http.post(
@@ -957,6 +995,7 @@ class Bench:
             "notes": dict(sorted(journal.notes.items())),
             "bytes_downloaded_for_checks": self.download_bytes,
             "restart_seconds_max": round(max(self.restart_seconds), 2),
+            "load_seconds": round(self.load_seconds, 1),
             "runtime_seconds": round(runtime, 1),
             "failures": journal.failures,
             "python": sys.version.split()[0],
@@ -1001,8 +1040,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--min-run", type=float, default=0.3, help="least seconds of load")
-    parser.add_argument("--max-run", type=float, default=3.0, help="most seconds of load")
+    parser.add_argument("--min-run", type=float, default=1.0, help="least seconds of load")
+    parser.add_argument("--max-run", type=float, default=4.0, help="most seconds of load")
     parser.add_argument(
         "--finalize-share",
         type=float,

@@ -50,8 +50,30 @@ def byte_unit(largest: int) -> tuple[str, int]:
     return unit, size
 
 
+def whole_number_ticks(largest: int, most: int = 6) -> list[int]:
+    """Y-axis ticks for a count (users have no fractions): from 0 past ``largest`` in steps of
+    1, 2 or 5 times a power of ten, at most ``most`` steps."""
+    if largest <= 0:
+        return [0, 1]
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if largest <= step * most:
+                return list(range(0, largest + step, step))
+        magnitude *= 10
+
+
 def _value(usage: DailyUsage, metric: Metric) -> int:
     return getattr(usage, metric)  # type: ignore[no-any-return]
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _decimal(value: float) -> str:
+    return f"{value:,.2f}"
 
 
 def render(
@@ -68,8 +90,10 @@ def render(
     largest = max((_value(u, metric) for _, usage in series for u in usage), default=0)
     if metric == "mau":
         unit, scale = "users", 1
+        y_labels: list[int] | None = whole_number_ticks(largest)
     else:
         unit, scale = byte_unit(largest)
+        y_labels = None  # pygal's own ticks suit fractional KB/MB/GB
     dates = [day.isoformat() for day in days]
     chart = pygal.Line(
         title=f"{TITLES[metric]} of {subject}",
@@ -89,12 +113,13 @@ def render(
         min_scale=2,
         max_scale=8,
         dots_size=3,
-        value_formatter=lambda value: (
-            f"{value:,.0f} {unit}" if scale == 1 else f"{value:,.2f} {unit}"
-        ),
+        # Numbers alone: the unit is the y axis title.
+        value_formatter=_number if scale == 1 else _decimal,
         no_data_text=f"No data from {requested[0]} to {requested[1]}",
     )
     chart.x_labels = dates
+    if y_labels is not None:
+        chart.y_labels = y_labels
     for name, usage in series:
         chart.add(name, [_value(u, metric) / scale for u in usage])
     return chart.render(is_unicode=True)

@@ -1,0 +1,134 @@
+"""``?graph=mau|storage|bandwidth``: a labelled SVG chart instead of JSON."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import cairosvg
+import httpx
+import pytest
+
+from tests.conftest import Account
+from tests.statistics.support import (
+    APP_ID,
+    DEVICE_A,
+    DEVICE_B,
+    check_for_update,
+    create_app,
+    june,
+    on,
+    stats,
+    upload,
+)
+
+SVG = "{http://www.w3.org/2000/svg}"
+RANGE = {"from": "2026-06-01", "to": "2026-06-05"}
+
+
+def texts(svg: ET.Element) -> list[str]:
+    return [element.text for element in svg.iter(f"{SVG}text") if element.text]
+
+
+def dots(svg: ET.Element) -> list[ET.Element]:
+    """The plotted points: pygal draws each in a ``<g class="dots">`` (a circle, then its
+    value and x label as ``<desc>``)."""
+    return [g for g in svg.iter(f"{SVG}g") if g.get("class") == "dots"]
+
+
+def plotted(svg: ET.Element) -> list[tuple[str | None, str | None]]:
+    """(x label, formatted value) of every point."""
+    return [
+        (
+            point.findtext(f"{SVG}desc[@class='x_label']"),
+            point.findtext(f"{SVG}desc[@class='value']"),
+        )
+        for point in dots(svg)
+    ]
+
+
+async def _activity(client: httpx.AsyncClient, alice: Account) -> None:
+    await create_app(client, alice)
+    with on(june(1)):
+        await upload(client, alice, "1.1.0")
+        await check_for_update(client, DEVICE_A)
+    with on(june(3)):
+        await check_for_update(client, DEVICE_B)
+
+
+async def _chart(
+    client: httpx.AsyncClient, path: str, alice: Account, **query: str
+) -> tuple[bytes, ET.Element]:
+    with on(june(5)):
+        response = await stats(client, path, alice.headers, **query)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/svg+xml"
+    return response.content, ET.fromstring(response.content)
+
+
+async def test_mau_chart_has_title_axes_and_every_point(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    await _activity(client, alice)
+    _, svg = await _chart(client, f"/app/{APP_ID}", alice, graph="mau", **RANGE)
+
+    labels = texts(svg)
+    assert f"Monthly active users of App {APP_ID}" in labels
+    assert "Day (UTC)" in labels
+    assert "users" in labels
+    assert "2026-06-01" in labels
+    assert plotted(svg) == [
+        ("2026-06-01", "1"),
+        ("2026-06-02", "1"),
+        ("2026-06-03", "2"),
+        ("2026-06-04", "2"),
+        ("2026-06-05", "2"),
+    ]
+
+
+async def test_byte_charts_use_a_readable_unit(client: httpx.AsyncClient, alice: Account) -> None:
+    await _activity(client, alice)
+    _, svg = await _chart(client, f"/app/{APP_ID}", alice, graph="storage", **RANGE)
+
+    labels = texts(svg)
+    assert f"Storage of App {APP_ID}" in labels
+    assert "KB" in labels  # a ~120 KB bundle
+    assert len(dots(svg)) == 5
+
+
+async def test_org_chart_with_breakdown_draws_a_line_per_app(
+    client: httpx.AsyncClient, alice: Account
+) -> None:
+    await _activity(client, alice)
+    await create_app(client, alice, "com.stats.quiet")
+    _, svg = await _chart(
+        client, f"/org/{alice.org_id}", alice, graph="bandwidth", breakdown="true", **RANGE
+    )
+    labels = texts(svg)
+    assert "Bandwidth of Alice Org" in labels
+    assert {"All apps", APP_ID, "com.stats.quiet"} <= set(labels)  # the legend
+    assert len(dots(svg)) == 15
+
+
+@pytest.mark.parametrize("path", ["/user", f"/app/{APP_ID}"])
+async def test_an_empty_range_draws_an_empty_chart_with_a_note(
+    client: httpx.AsyncClient, alice: Account, path: str
+) -> None:
+    await create_app(client, alice)
+    query = {"from": "2026-07-01", "to": "2026-07-31", "graph": "mau"}
+    _, svg = await _chart(client, path, alice, **query)
+    assert "No data from 2026-07-01 to 2026-07-31" in texts(svg)
+    assert dots(svg) == []
+
+
+async def test_the_chart_renders_to_png(
+    client: httpx.AsyncClient, alice: Account, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Rendered by a real SVG renderer (cairo), the chart is a 960 by 420 picture; the file is
+    left in pytest's temporary directory to look at."""
+    await _activity(client, alice)
+    content, _ = await _chart(client, f"/app/{APP_ID}", alice, graph="mau", **RANGE)
+    png = cairosvg.svg2png(bytestring=content)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (960, 420)
+    (tmp_path_factory.getbasetemp() / "statistics-mau.png").write_bytes(png)

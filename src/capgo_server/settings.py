@@ -12,6 +12,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Values an operator might leave in a config file by mistake; never accepted as a real secret.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
+#: Words that mark a secret copied from an example rather than generated.
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "change me",
+    "replaceme",
+    "replace-me",
+    "replace_me",
+    "your-secret",
+    "your_secret",
+    "yoursecret",
+    "placeholder",
+)
+#: Shortest ``CAPGO_SECRET`` accepted in production (characters).
+MIN_SECRET_LENGTH = 32
+
+
+def is_placeholder_secret(value: str) -> bool:
+    text = value.strip().lower()
+    return text in PLACEHOLDER_SECRETS or any(word in text for word in PLACEHOLDER_WORDS)
 
 
 class Settings(BaseSettings):
@@ -79,20 +100,37 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
+    def secret_problem(self) -> str | None:
+        """Why ``CAPGO_SECRET`` cannot sign URLs in production, or ``None`` when it can."""
+        if self.secret is None or not self.secret.strip():
+            return "CAPGO_SECRET is missing"
+        if is_placeholder_secret(self.secret):
+            return "CAPGO_SECRET is a placeholder, not a secret"
+        if len(self.secret.strip()) < MIN_SECRET_LENGTH:
+            return (
+                f"CAPGO_SECRET is too short ({len(self.secret.strip())} characters, "
+                f"at least {MIN_SECRET_LENGTH})"
+            )
+        return None
+
     def resolved_secret(self) -> str:
         """The secret used to sign URLs.
 
-        In production it must be set and not a placeholder (raises ``RuntimeError``). In
-        development a random one is generated once and kept in ``data_dir/.secret`` so signed
-        URLs survive restarts.
+        In production it must be set, not a placeholder and at least ``MIN_SECRET_LENGTH``
+        characters (else ``RuntimeError`` saying which). In development a random one is
+        generated once and kept in ``data_dir/.secret`` so signed URLs survive restarts.
         """
-        if self.secret is not None and self.secret.strip().lower() not in PLACEHOLDER_SECRETS:
-            return self.secret
         if self.env == "production":
-            raise RuntimeError(
-                "CAPGO_SECRET is missing or a placeholder; set it to a long random value "
-                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
-            )
+            problem = self.secret_problem()
+            if problem is not None:
+                raise RuntimeError(
+                    f"{problem}; CAPGO_ENV=production needs a long random value "
+                    "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                )
+            assert self.secret is not None
+            return self.secret
+        if self.secret is not None and not is_placeholder_secret(self.secret):
+            return self.secret
         self.ensure_data_dir()
         secret_file = self.data_dir / ".secret"
         if not secret_file.exists():

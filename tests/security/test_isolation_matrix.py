@@ -11,6 +11,10 @@ Each route is then called by each kind of key of one tenant against three target
 * ``sibling``: the tenant's *other* org / app (outside what org- and app-limited keys allow);
 * ``foreign``: the other tenant's org / app (never reachable).
 
+Routes that take several references are also called on the tenant's own app with one
+reference of the other tenant (its bundle id or name, channel id or name, device id, org in a
+file path): ``cross_*`` profiles, one column, refused with the "not found" of the route.
+
 Routes that destroy their target (``DELETE``) act on a fresh resource the owner makes just
 before the call when the target is the tenant's own, and on the other tenant's live resource
 otherwise (so a wrong success shows both in the answer and in the snapshot check below).
@@ -90,6 +94,11 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "stats_app":     ("++D", "MMM", "MMM", "++D", "+DD", "+DD", "+DD", "+DD"),
     "stats_org":     ("++D", "MMM", "MMM", "++D", "+MM", "MMM", "+MM", "MMM"),
     "stats_user":    ("+",   "M",   "M",   "+",   "+",   "+",   "+",   "+"),
+    # the tenant's own app with a reference (bundle, channel, device...) of the other tenant
+    "cross_read":    ("D",   "D",   "M",   "D",   "D",   "D",   "D",   "D"),
+    "cross_write":   ("D",   "D",   "M",   "M",   "D",   "D",   "D",   "S"),
+    "cross_ch_del":  ("D",   "N",   "M",   "M",   "D",   "D",   "D",   "S"),
+    "cross_upload":  ("D",   "D",   "D",   "M",   "D",   "D",   "D",   "S"),
 }
 # fmt: on
 
@@ -698,6 +707,84 @@ async def b_stats_user(c: Case) -> Req:
     return Req("GET", "/statistics/user", params={"from": today(), "to": today()})
 
 
+def cross(c: Case) -> tuple[AppFixture, AppFixture]:
+    """The tenant's own first app, and the other tenant's."""
+    return c.me.apps[0], c.other.apps[0]
+
+
+async def x_set_foreign_bundle(c: Case) -> Req:
+    own, other = cross(c)
+    body = {"app_id": own.app_id, "version_id": other.version_id, "channel_id": own.channel_id}
+    return Req("PUT", "/bundle", json=body)
+
+
+async def x_set_on_foreign_channel(c: Case) -> Req:
+    own, other = cross(c)
+    body = {"app_id": own.app_id, "version_id": own.version_id, "channel_id": other.channel_id}
+    return Req("PUT", "/bundle", json=body)
+
+
+async def x_metadata_of_foreign_bundle(c: Case) -> Req:
+    own, other = cross(c)
+    body = {"app_id": own.app_id, "version_id": other.version_id, "comment": "x"}
+    return Req("POST", "/bundle/metadata", json=body)
+
+
+async def x_channel_on_foreign_bundle(c: Case) -> Req:
+    own, other = cross(c)
+    body = {"app_id": own.app_id, "channel": own.channel, "version": other.version}
+    return Req("POST", "/channel", json=body)
+
+
+async def x_get_foreign_channel(c: Case) -> Req:
+    own, other = cross(c)
+    return Req("GET", "/channel", params={"app_id": own.app_id, "channel": other.channel})
+
+
+async def x_delete_foreign_channel(c: Case) -> Req:
+    own, other = cross(c)
+    return Req("DELETE", "/channel", params={"app_id": own.app_id, "channel": other.channel})
+
+
+async def x_pin_to_foreign_channel(c: Case) -> Req:
+    own, other = cross(c)
+    body = {"app_id": own.app_id, "device_id": own.device, "channel": other.channel}
+    return Req("POST", "/device", json=body)
+
+
+async def x_pin_to_foreign_channel_id(c: Case) -> Req:
+    own, other = cross(c)
+    body = {"app_id": own.app_id, "device_id": own.device, "channel_id": other.channel_id}
+    return Req("POST", "/device", json=body)
+
+
+async def x_get_foreign_device(c: Case) -> Req:
+    own, other = cross(c)
+    return Req("GET", "/device", params={"app_id": own.app_id, "device_id": other.device})
+
+
+async def x_unpin_foreign_device(c: Case) -> Req:
+    own, other = cross(c)
+    return Req("DELETE", "/device", json={"app_id": own.app_id, "device_id": other.device})
+
+
+async def x_delete_foreign_bundle(c: Case) -> Req:
+    own, other = cross(c)
+    return Req("DELETE", "/bundle", params={"app_id": own.app_id, "version": other.version})
+
+
+async def x_link_to_foreign_file(c: Case) -> Req:
+    own, other = cross(c)
+    return Req("POST", "/files/download_link", json={"app_id": own.app_id, "version": other.stored})
+
+
+async def x_upload_under_foreign_org(c: Case) -> Req:
+    own, other = cross(c)
+    filename = f"orgs/{other.org_id}/apps/{own.app_id}/{c.counter()}.3.0.zip"
+    headers = {**TUS, "Upload-Length": "10", "Upload-Metadata": tus_metadata(filename=filename)}
+    return Req("POST", UPLOADS, headers=headers, mentions=(filename,))
+
+
 # --- checks of what a successful answer holds -----------------------------------------------
 
 ORG_LIMITED = {"org", "sub_org"}
@@ -751,6 +838,8 @@ ORG_ID_DENIED = (400, "invalid_org_id")
 CANNOT_ACCESS_ORG = (400, "cannot_access_organization")
 CANNOT_ACCESS_APP = (400, "cannot_access_app")
 UPLOAD_NOT_FOUND = (404, "upload_not_found")
+NO_VERSION = (400, "cannot_find_version")
+NO_CHANNEL = (404, "channel_not_found")
 
 ROUTES: list[Route] = [
     # organizations, members, audit
@@ -901,6 +990,73 @@ ROUTES: list[Route] = [
         check=check_storage,
     ),
     Route("GET /statistics/user", b_stats_user, "stats_user", check=check_storage),
+    # own app, the other tenant's reference
+    Route("PUT /bundle: foreign version_id", x_set_foreign_bundle, "cross_write", NO_VERSION),
+    Route(
+        "PUT /bundle: foreign channel_id",
+        x_set_on_foreign_channel,
+        "cross_write",
+        (400, "cannot_find_channel"),
+    ),
+    Route(
+        "POST /bundle/metadata: foreign version_id",
+        x_metadata_of_foreign_bundle,
+        "cross_write",
+        NO_VERSION,
+    ),
+    Route(
+        "POST /channel: foreign bundle name", x_channel_on_foreign_bundle, "cross_write", NO_VERSION
+    ),
+    Route("GET /channel: foreign channel name", x_get_foreign_channel, "cross_read", NO_VERSION),
+    Route(
+        "DELETE /channel: foreign channel name",
+        x_delete_foreign_channel,
+        "cross_ch_del",
+        (400, "cannot_find_channel"),
+        codes={"N": CANNOT_ACCESS_APP},
+    ),
+    Route(
+        "POST /device: foreign channel name",
+        x_pin_to_foreign_channel,
+        "cross_write",
+        NO_CHANNEL,
+    ),
+    Route(
+        "POST /device: foreign channel_id",
+        x_pin_to_foreign_channel_id,
+        "cross_write",
+        NO_CHANNEL,
+    ),
+    Route(
+        "GET /device: foreign device_id",
+        x_get_foreign_device,
+        "cross_read",
+        (404, "device_not_found"),
+    ),
+    Route(
+        "DELETE /device: foreign device_id",
+        x_unpin_foreign_device,
+        "cross_write",
+        (404, "override_not_found"),
+    ),
+    Route(
+        "DELETE /bundle: foreign version name",
+        x_delete_foreign_bundle,
+        "cross_write",
+        (400, "cannot_delete_version"),
+    ),
+    Route(
+        "POST /files/download_link: foreign version name",
+        x_link_to_foreign_file,
+        "cross_read",
+        (404, "bundle_not_found"),
+    ),
+    Route(
+        "POST /files/upload/attachments/: own app under foreign org",
+        x_upload_under_foreign_org,
+        "cross_upload",
+        (400, "invalid_file_path"),
+    ),
 ]
 
 #: The sub-key of the *other* tenant, presented with this tenant's ``all`` key.
@@ -928,7 +1084,7 @@ def planned_cases() -> list[tuple[Route, str, str, str]]:
 
 
 #: Cases per tenant run; the test runs both tenants (twice this) on each engine.
-EXPECTED_CASES = 1152
+EXPECTED_CASES = 1269
 
 
 def test_the_matrix_is_complete() -> None:

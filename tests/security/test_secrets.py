@@ -8,6 +8,7 @@
   and the ``key_hash`` the API shows is no credential.
 * Download URLs: their lifetime is ``CAPGO_DOWNLOAD_URL_TTL_SECONDS``; one signed with another
   secret, or re-pointed (directly or by ``..``) at another tenant's file, opens nothing.
+* A deleted organization's files (bundles and unfinished uploads) leave the store.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from capgo_server.models import ApiKey
 from capgo_server.settings import MIN_SECRET_LENGTH, Settings
 from tests.auth.helpers import auth
 from tests.bundles.helpers import create_app, insert_stored_bundle
-from tests.conftest import Account, error_of, make_account, make_key
-from tests.files.support import local_path
+from tests.conftest import Account, create_org, error_of, make_account, make_key
+from tests.files.support import Tus, local_path, web_bundle
 from tests.security.support import configured_app
 from tests.test_cli import cli_env, error_line, run_cli
 
@@ -249,3 +250,32 @@ class TestDownloadUrls:
             assert (await http.get(local_path(fresh.url))).content == b"tess bytes"
             stale = signing.sign_path(settings, path, now=utcnow() - timedelta(seconds=62))
             assert error_of(await http.get(local_path(stale.url))) == (403, "url_expired")
+
+
+class TestDeletedOrganizationFiles:
+    async def test_its_files_and_upload_parts_are_removed(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account, bob: Account
+    ) -> None:
+        """Deleting an organization removes every stored file of its apps, finished or not;
+        other organizations' files stay."""
+        org_id = await create_org(client, alice, "Short-lived Org")
+        await create_app(client, alice, ALICE_APP, org_id=org_id)
+        tus = Tus(client, alice.headers)
+        finished = f"orgs/{org_id}/apps/{ALICE_APP}/1.0.0.zip"
+        assert (await tus.upload(finished, web_bundle(5_000))).status_code == 204
+        pending = await tus.start(f"orgs/{org_id}/apps/{ALICE_APP}/1.0.1.zip", 10_000)
+        assert (await tus.patch(pending, 0, b"p" * 4_000)).status_code == 204
+        url = local_path((await link(client, alice, ALICE_APP)).json()["url"])
+        bob_path = await stored_bundle(client, app, bob, BOB_APP, b"bob's bundle")
+        store = app.state.bundle_store
+        assert await store.list_prefix(f"orgs/{org_id}/") == [finished]
+        assert await store.list_prefix("uploads/") != []
+
+        deleted = await client.delete(
+            "/organization", params={"orgId": org_id}, headers=alice.headers
+        )
+        assert deleted.status_code == 200, deleted.text
+        assert await store.list_prefix(f"orgs/{org_id}/") == []
+        assert await store.list_prefix("uploads/") == []
+        assert error_of(await client.get(url)) == (404, "not_found")
+        assert await store.size(bob_path) == len(b"bob's bundle")

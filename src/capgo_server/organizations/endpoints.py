@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 
 from capgo_server.auth.principal import AnyModeKey
 from capgo_server.db.session import Session
@@ -25,6 +25,7 @@ from capgo_server.organizations.schemas import (
 )
 from capgo_server.parsing import body_or_query, documented_body, validate
 from capgo_server.routing import router
+from capgo_server.storage.cleanup import remove_stored
 
 organization_router = router(prefix="/organization", tags=["organizations"])
 
@@ -81,13 +82,15 @@ organization_router.add_api_route(
 
 @organization_router.delete("", response_model=StatusOk, openapi_extra=documented_body(OrgIdInput))
 async def delete_organization(
-    request: Request, session: Session, principal: AnyModeKey
+    request: Request, session: Session, principal: AnyModeKey, background: BackgroundTasks
 ) -> StatusOk:
     """Delete an organization and everything it owns (``super_admin`` only)."""
     data = validate(OrgIdInput, await body_or_query(request))
     if not data.orgId:
         raise ApiError(400, "missing_org_id", "Missing orgId")
-    await service.delete_organization(session, principal, data.orgId)
+    prefixes = await service.delete_organization(session, principal, data.orgId)
+    # Background tasks run after the response, so after the commit.
+    background.add_task(remove_stored, request.app.state.bundle_store, prefixes=prefixes)
     return StatusOk()
 
 

@@ -13,8 +13,9 @@ from capgo_server.auth.access import authorize_org, cannot_access_organization, 
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.errors import ApiError
-from capgo_server.models import AuditLog, Membership, Organization, User
+from capgo_server.models import AuditLog, Membership, Organization, Upload, User
 from capgo_server.organizations.schemas import AuditQuery, OrganizationCreate, OrganizationUpdate
+from capgo_server.storage.layout import org_files_prefix, upload_parts_prefix
 
 PAGE_SIZE = 50
 AUDIT_MAX_LIMIT = 100
@@ -140,8 +141,12 @@ async def update_organization(
     return org
 
 
-async def delete_organization(session: AsyncSession, principal: Principal, org_id: str) -> None:
-    """Delete an org and, through foreign-key cascades, everything it owns."""
+async def delete_organization(
+    session: AsyncSession, principal: Principal, org_id: str
+) -> list[str]:
+    """Delete an org and, through foreign-key cascades, everything it owns. Returns the storage
+    prefixes of its files (its apps' bundles and the parts of their unfinished uploads), for
+    the caller to remove once the deletion is committed."""
     denied = ApiError(
         403, "invalid_org_id", "You can't delete this organization", {"org_id": org_id}
     )
@@ -154,11 +159,16 @@ async def delete_organization(session: AsyncSession, principal: Principal, org_i
         org_wide=True,
         denied=denied,
     )
+    # Read before the delete: the upload rows go with the org, their parts do not.
+    uploads = await session.scalars(select(Upload.id).where(Upload.owner_org == access.org.id))
+    prefixes = [org_files_prefix(access.org.id)]
+    prefixes += [upload_parts_prefix(upload_id) for upload_id in uploads]
     before = audit.snapshot(access.org)
     await session.execute(delete(Organization).where(Organization.id == access.org.id))
     audit.record_row(
         session, access.org, "DELETE", org_id=access.org.id, user_id=principal.user_id, old=before
     )
+    return prefixes
 
 
 async def audit_page(

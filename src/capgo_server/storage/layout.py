@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 
+def org_files_prefix(org_id: str) -> str:
+    """Every stored file of an organization's apps: ``orgs/<org_id>/``."""
+    return f"orgs/{org_id}/"
+
+
 def app_files_prefix(org_id: str, app_id: str) -> str:
     """Every stored file of an app: ``orgs/<org_id>/apps/<app_id>/``."""
-    return f"orgs/{org_id}/apps/{app_id}/"
+    return f"{org_files_prefix(org_id)}apps/{app_id}/"
 
 
 def bundle_file_path(org_id: str, app_id: str, version: str) -> str:

@@ -22,7 +22,9 @@ from capgo_server.members.endpoints import members_router
 from capgo_server.organizations.endpoints import organization_router
 from capgo_server.plugin.channel_self import channel_self_router
 from capgo_server.plugin.common import PluginRefusal
+from capgo_server.plugin.recorder import Recorder
 from capgo_server.plugin.stats import stats_router
+from capgo_server.plugin.update_cache import UpdateCache
 from capgo_server.plugin.updates import updates_router
 from capgo_server.settings import Settings
 from capgo_server.statistics.endpoints import statistics_router
@@ -64,9 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.resolved_database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # The device hot path's per-worker state (plugin.update_cache, plugin.recorder).
+        app.state.update_cache = UpdateCache(app.state.sessionmaker)
+        app.state.recorder = recorder = Recorder(app.state.sessionmaker)
+        recorder.start()
         try:
             yield
         finally:
+            await recorder.close()  # write the last recordings before the engine goes
             await engine.dispose()
 
     app = FastAPI(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, true
@@ -30,11 +30,11 @@ from capgo_server.plugin.common import (
     unknown_app,
 )
 from capgo_server.plugin.limits import device_rate_limit
+from capgo_server.plugin.recorder import DeviceRoute
 from capgo_server.plugin.recording import Recording, record_later
 from capgo_server.plugin.stats import MAX_EVENT_NAME, AppId, DeviceId
-from capgo_server.routing import router
 
-channel_self_router = router(tags=["device protocol"])
+channel_self_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
 
 Platform = Literal["ios", "android", "electron"]
 #: Per major version, the first plugin release that stores its channel on the device.
@@ -156,12 +156,10 @@ def _selectable(channel: Channel | None, body: ChannelSelfBody) -> Channel:
     )
 
 
-def _channel_event(
-    request: Request, background: BackgroundTasks, body: ChannelSelfBody, action: str
-) -> None:
+def _channel_event(request: Request, body: ChannelSelfBody, action: str) -> None:
     recording = Recording(body.app_id, body.device_id)
     recording.event(action, body.version_name)
-    record_later(background, request.app.state.sessionmaker, recording)
+    record_later(request, recording)
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -179,7 +177,7 @@ LIMIT_LIST = [Depends(device_rate_limit("channel_self_list"))]
     "/plugin/channel_self", dependencies=LIMIT_SET, openapi_extra=documented_body(ChannelSelfBody)
 )
 async def set_channel(
-    request: Request, background: BackgroundTasks, session: Session
+    request: Request, session: Session
 ) -> dict[str, Any]:
     """Assign the device to ``channel``: ``{"status":"ok"}`` (``"allowSet": true`` for new
     plugins, which keep the channel themselves)."""
@@ -193,7 +191,7 @@ async def set_channel(
     channel = _selectable(await _channel_named(session, body.app_id, body.channel), body)
     if is_new_plugin(body.plugin_version):
         await remove_override(session, body.app_id, body.device_id)
-        _channel_event(request, background, body, "setChannel")
+        _channel_event(request, body, "setChannel")
         return {"status": "ok", "allowSet": True}
     main = await _main_channel(session, body.app_id, body.platform)
     if main is not None and main.name == channel.name:
@@ -202,7 +200,7 @@ async def set_channel(
         return {"status": "ok"}
     else:
         await pin_override(session, app, body.device_id, channel)
-    _channel_event(request, background, body, "setChannel")
+    _channel_event(request, body, "setChannel")
     return {"status": "ok"}
 
 
@@ -213,26 +211,26 @@ async def set_channel(
     "/plugin/channel_self", dependencies=LIMIT_GET, openapi_extra=documented_body(ChannelSelfBody)
 )
 async def current_channel(
-    request: Request, background: BackgroundTasks, session: Session
+    request: Request, session: Session
 ) -> dict[str, Any]:
     """Which channel the device is on: ``{"channel", "status": "override"|"default"}``."""
     body = normalise_plugin_body(await strict_json_body(request), ChannelSelfBody)
     await _known_app(session, body.app_id)
     if is_new_plugin(body.plugin_version):
         if body.channel:
-            _channel_event(request, background, body, "getChannel")
+            _channel_event(request, body, "getChannel")
             return {"channel": body.channel, "status": "override", "allowSet": True}
         return {"channel": body.defaultChannel or "production", "status": "default"}
     current = await _override(session, body.app_id, body.device_id)
     if current is not None:
-        _channel_event(request, background, body, "getChannel")
+        _channel_event(request, body, "getChannel")
         return {
             "channel": current.name,
             "status": "override",
             "allowSet": current.allow_device_self_set,
         }
     final = await _default_channel(session, body)
-    _channel_event(request, background, body, "getChannel")
+    _channel_event(request, body, "getChannel")
     return {"channel": final.name, "status": "default"}
 
 
@@ -256,14 +254,14 @@ async def _default_channel(session: AsyncSession, body: ChannelSelfBody) -> Chan
 @channel_self_router.delete("/channel_self", dependencies=LIMIT_DELETE)
 @channel_self_router.delete("/plugin/channel_self", dependencies=LIMIT_DELETE)
 async def unset_channel(
-    request: Request, background: BackgroundTasks, session: Session
+    request: Request, session: Session
 ) -> dict[str, Any]:
     """Forget the device's channel (query parameters, as the plugin sends them)."""
     body = normalise_plugin_body(query_body(request), ChannelSelfBody, query=True)
     await _known_app(session, body.app_id)
     if is_new_plugin(body.plugin_version):
         await remove_override(session, body.app_id, body.device_id)
-        _channel_event(request, background, body, "setChannel")
+        _channel_event(request, body, "setChannel")
         return {"status": "ok"}
     current = await _override(session, body.app_id, body.device_id)
     if current is None or not current.allow_device_self_set:

@@ -1,25 +1,36 @@
 """What the device endpoints remember: the device row, its daily activity (monthly active users),
 the event log and per-bundle daily counters.
 
-A handler describes what to record in a :class:`Recording` and hands it to :func:`record_later`,
-which writes it after the answer is sent, in a transaction of its own: recording never slows the
-answer, and a recording failure is logged, never shown to the device.
+A handler describes what to record in a :class:`Recording` and hands it to :func:`record_later`.
+That only appends it to the worker's :class:`~.recorder.Recorder`, which writes what has
+gathered in one transaction (:func:`write_batch`) at least once a second, and at once when no
+device request is in progress. Recording never slows the answer, and a recording failure is
+logged, never shown to the device.
+
+:func:`write` writes one recording on its own; :func:`write_batch` writes many with the same
+effect, in a handful of statements: the device rows coalesced (the last recording of a device
+wins, as it would one after the other), per-bundle counters summed, and each new device-day
+counted once in the monthly-active-users roll-up, exactly as :func:`write` counts it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
-from fastapi import BackgroundTasks
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from fastapi import Request
+from sqlalchemy import func, insert, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
 
 from capgo_server.clock import utcnow
 from capgo_server.db.upsert import add_to_counters, insert_if_absent, upsert
-from capgo_server.models import DailyVersion, Device, DeviceActivity, StatsEvent
-from capgo_server.statistics.rollups import count_active_day
+from capgo_server.models import DailyMauChange, DailyVersion, Device, DeviceActivity, StatsEvent
+from capgo_server.statistics.rollups import count_active_day, window_change
 
 logger = logging.getLogger("capgo_server.plugin")
 
@@ -97,22 +108,220 @@ async def write(session: AsyncSession, recording: Recording) -> None:
     await session.flush()
 
 
-async def _write_safely(
-    sessionmaker: async_sessionmaker[AsyncSession], recordings: list[Recording]
-) -> None:
-    try:
-        async with sessionmaker() as session, session.begin():
-            for recording in recordings:
-                await write(session, recording)
-    except Exception:  # the device already has its answer; keep serving
-        logger.exception("could not record device activity for %s", recordings[0].app_id)
+COUNTERS: tuple[VersionCounter, ...] = ("get", "fail", "install", "uninstall")
+#: Device ids per ``IN (...)`` list of the roll-up's neighbour queries.
+_CHUNK = 500
 
 
-def record_later(
-    background: BackgroundTasks,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *recordings: Recording,
+def _insert(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+@dataclass
+class _Batch:
+    """``recordings`` gathered by table, in arrival order."""
+
+    devices: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    active: dict[date, dict[tuple[str, str], None]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[tuple[str, date, str], dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, recordings: list[Recording]) -> _Batch:
+        batch = cls()
+        for recording in recordings:
+            day = recording.at.date()
+            pair = (recording.app_id, recording.device_id)
+            if recording.device is not None:
+                device = recording.device
+                batch.devices.pop((device.app_id, device.device_id), None)
+                batch.devices[(device.app_id, device.device_id)] = {
+                    **vars(device),
+                    "updated_at": recording.at,
+                }
+            if recording.active:
+                batch.active.setdefault(day, {})[pair] = None
+            batch.events.extend(
+                {
+                    "app_id": recording.app_id,
+                    "device_id": recording.device_id,
+                    "action": action,
+                    "version_name": version_name,
+                    "created_at": recording.at,
+                }
+                for action, version_name in recording.events
+            )
+            for version_name, counter in recording.version_counts:
+                row = batch.counts.setdefault(
+                    (recording.app_id, day, version_name), dict.fromkeys(COUNTERS, 0)
+                )
+                row[counter] += 1
+        return batch
+
+
+async def write_batch(
+    session: AsyncSession, recordings: list[Recording], known: ActivityMemo | None = None
+) -> dict[date, list[tuple[str, str]]]:
+    """Write ``recordings`` in ``session`` (flushes only), as :func:`write` would one by one.
+
+    ``known``: device-days already in ``device_activity`` (skipped). Returns the device-days
+    this batch made sure of, for the caller to remember once the transaction has committed.
+    """
+    batch = _Batch.of(recordings)
+    if batch.devices:
+        await _upsert_many(session, Device, list(batch.devices.values()), ["app_id", "device_id"])
+    seen: dict[date, list[tuple[str, str]]] = {}
+    mau: dict[tuple[str, date], int] = {}
+    # Day by day, so a device's later new day sees its earlier one, as it would one by one.
+    for day in sorted(batch.active):
+        pairs = [p for p in batch.active[day] if known is None or not known.has(day, *p)]
+        if pairs:
+            new = await _insert_absent_activity(session, day, pairs)
+            await _count_new_days(session, day, new, mau)
+            seen[day] = pairs
+    if batch.events:
+        await session.execute(insert(StatsEvent), batch.events)
+    if batch.counts:
+        rows = [
+            {"app_id": app_id, "date": day, "version_name": name, **counters}
+            for (app_id, day, name), counters in batch.counts.items()
+        ]
+        await _add_many(session, DailyVersion, rows, ["app_id", "date", "version_name"], COUNTERS)
+    if mau:
+        rows = [{"app_id": a, "date": d, "change": change} for (a, d), change in mau.items()]
+        await _add_many(session, DailyMauChange, rows, ["app_id", "date"], ("change",))
+    await session.flush()
+    return seen
+
+
+async def _upsert_many(
+    session: AsyncSession, model: type[DeclarativeBase], rows: list[dict[str, Any]], key: list[str]
 ) -> None:
-    """Write ``recordings`` once the response is sent (background tasks run after it)."""
-    if recordings:
-        background.add_task(_write_safely, sessionmaker, list(recordings))
+    statement = _insert(session, model)
+    statement = statement.on_conflict_do_update(
+        index_elements=key,
+        set_={name: statement.excluded[name] for name in rows[0] if name not in key},
+    )
+    await session.execute(statement, rows)
+
+
+async def _add_many(
+    session: AsyncSession,
+    model: type[DeclarativeBase],
+    rows: list[dict[str, Any]],
+    key: list[str],
+    counters: tuple[str, ...],
+) -> None:
+    """:func:`~capgo_server.db.upsert.add_to_counters` for many rows in one statement."""
+    statement = _insert(session, model)
+    statement = statement.on_conflict_do_update(
+        index_elements=key,
+        set_={name: getattr(model, name) + statement.excluded[name] for name in counters},
+    )
+    await session.execute(statement, rows)
+
+
+async def _insert_absent_activity(
+    session: AsyncSession, day: date, pairs: list[tuple[str, str]]
+) -> dict[str, list[str]]:
+    """Insert the missing ``device_activity`` rows of ``day``; the new ones, by app.
+
+    Of concurrent writers of the same row exactly one sees it as new (the insert is the gate).
+    """
+    primary_key = [column.name for column in inspect(DeviceActivity).primary_key]
+    statement = (
+        _insert(session, DeviceActivity)
+        .on_conflict_do_nothing(index_elements=primary_key)
+        .returning(DeviceActivity.app_id, DeviceActivity.device_id)
+    )
+    rows = [{"app_id": a, "date": day, "device_id": d} for a, d in pairs]
+    new: dict[str, list[str]] = defaultdict(list)
+    for app_id, device_id in await session.execute(statement, rows):
+        new[app_id].append(device_id)
+    return new
+
+
+async def _count_new_days(
+    session: AsyncSession,
+    day: date,
+    new: dict[str, list[str]],
+    mau: dict[tuple[str, date], int],
+) -> None:
+    """:func:`~capgo_server.statistics.rollups.count_active_day` for many devices of one day:
+    the same window change per device, the changes summed per (app, day) into ``mau``."""
+    for app_id, device_ids in new.items():
+        for start in range(0, len(device_ids), _CHUNK):
+            chunk = device_ids[start : start + _CHUNK]
+            previous = await _nearest_days(session, app_id, chunk, day, before=True)
+            following = await _nearest_days(session, app_id, chunk, day, before=False)
+            for device_id in chunk:
+                covered = window_change(day, previous.get(device_id), following.get(device_id))
+                if covered is None:
+                    continue
+                first, last = covered
+                for when, change in ((first, 1), (last + timedelta(days=1), -1)):
+                    mau[(app_id, when)] = mau.get((app_id, when), 0) + change
+
+
+async def _nearest_days(
+    session: AsyncSession, app_id: str, device_ids: list[str], day: date, *, before: bool
+) -> dict[str, date]:
+    """Each device's active day nearest ``day``, before or after it (devices without one are
+    left out)."""
+    nearest = func.max(DeviceActivity.date) if before else func.min(DeviceActivity.date)
+    side = DeviceActivity.date < day if before else DeviceActivity.date > day
+    rows = await session.execute(
+        select(DeviceActivity.device_id, nearest)
+        .where(DeviceActivity.app_id == app_id, DeviceActivity.device_id.in_(device_ids), side)
+        .group_by(DeviceActivity.device_id)
+    )
+    return {device_id: found for device_id, found in rows}
+
+
+class ActivityMemo:
+    """Device-days this worker knows are in ``device_activity`` (rows are never deleted while
+    their app lives), so a device calling again the same day costs no insert. Bounded."""
+
+    def __init__(self, max_entries: int = 1_000_000, max_days: int = 3) -> None:
+        self.max_entries = max_entries
+        self.max_days = max_days
+        self._days: dict[date, set[str]] = {}
+        self._size = 0
+
+    @staticmethod
+    def _key(app_id: str, device_id: str) -> str:
+        return f"{app_id}\x1f{device_id}"
+
+    def has(self, day: date, app_id: str, device_id: str) -> bool:
+        known = self._days.get(day)
+        return known is not None and self._key(app_id, device_id) in known
+
+    def add(self, seen: dict[date, list[tuple[str, str]]]) -> None:
+        for day, pairs in seen.items():
+            known = self._days.setdefault(day, set())
+            before = len(known)
+            known.update(self._key(a, d) for a, d in pairs)
+            self._size += len(known) - before
+        while len(self._days) > self.max_days:
+            oldest = min(self._days)
+            self._size -= len(self._days.pop(oldest))
+        if self._size > self.max_entries:
+            self._days.clear()
+            self._size = 0
+
+
+def record_later(request: Request, *recordings: Recording) -> None:
+    """Record ``recordings`` once the request has committed (a device route's request, see
+    :class:`~.recorder.DeviceRoute`): the worker's recorder writes them within about a second,
+    off the request path (at once when the server is otherwise idle). Nothing is recorded for
+    a request that fails."""
+    pending: list[Recording] | None = getattr(request.state, PENDING, None)
+    if pending is None:
+        pending = []
+        setattr(request.state, PENDING, pending)
+    pending.extend(recordings)
+
+
+#: Where a request keeps its recordings until it has committed.
+PENDING = "capgo_recordings"

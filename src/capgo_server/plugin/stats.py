@@ -4,7 +4,8 @@ An event is checked as every device body is (§5.2), then counted: ``set`` on a 
 non-emulator device is an install of the bundle (and an uninstall of the one it replaced), a
 ``*_fail`` action a failure. Every accepted event is logged with the device's ``version_name``
 verbatim (composite ``<version>:<file>`` names of per-file failures included) and, unless it is a
-failure, refreshes the device row. All of it is written after the answer (:func:`record_later`).
+failure, refreshes the device row. All of it is written off the request path
+(:func:`record_later`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -30,12 +31,12 @@ from capgo_server.plugin.common import (
     unknown_app,
 )
 from capgo_server.plugin.limits import device_rate_limit
+from capgo_server.plugin.recorder import DeviceRoute
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.stats_actions import ALLOWED_STATS_ACTIONS
-from capgo_server.routing import router
 from capgo_server.validation import INTERNAL_VERSION_NAMES, is_app_id, is_device_id
 
-stats_router = router(tags=["device protocol"])
+stats_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
 
 #: ``download_fail`` counts as a failure only from plugins that report it once per failure.
 DOWNLOAD_FAIL_SINCE = SemVer(7, 17, 0)
@@ -260,9 +261,7 @@ LIMIT = [Depends(device_rate_limit("stats"))]
 
 @stats_router.post("/stats", dependencies=LIMIT, openapi_extra=documented_body(StatsBody))
 @stats_router.post("/plugin/stats", dependencies=LIMIT, openapi_extra=documented_body(StatsBody))
-async def post_stats(
-    request: Request, background: BackgroundTasks, session: Session
-) -> JSONResponse:
+async def post_stats(request: Request, session: Session) -> JSONResponse:
     """Record one event (``{"status":"ok"}``) or a batch (``{"status":"ok","results":[...]}``
     with one ``{status, index}`` entry per event, errors included)."""
     body = await json_body(request)
@@ -271,9 +270,8 @@ async def post_stats(
         return JSONResponse({"status": "ok", "results": []})
     app_id = _batch_app_id(events)
     app = await session.get(App, app_id)
-    sessionmaker = request.app.state.sessionmaker
     if not isinstance(body, list):
-        record_later(background, sessionmaker, await _single(session, app, body))
+        record_later(request, await _single(session, app, body))
         return JSONResponse({"status": "ok"})
     results, recordings = [], []
     for index, item in enumerate(events):
@@ -281,7 +279,7 @@ async def post_stats(
         results.append(entry)
         if recording is not None:
             recordings.append(recording)
-    record_later(background, sessionmaker, *recordings)
+    record_later(request, *recordings)
     return JSONResponse({"status": "ok", "results": results})
 
 

@@ -1,5 +1,9 @@
-"""The reads behind ``/updates`` (spec §5.3, ``requestInfosPostgres``): the app, the device's
-channel (override, then ``defaultChannel``, then the platform's public channel) and its bundle."""
+"""The reads behind ``/updates`` (spec §5.3, ``requestInfosPostgres``): the device's channel
+(override, then ``defaultChannel``, then the platform's public channel) and its bundle.
+
+They answer from the worker's :class:`~.update_cache.AppSnapshot` of the app; only the override
+of an app with too many overrides to cache is read from the database per request.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capgo_server.models import App, Bundle, Channel, ChannelOverride
+from capgo_server.models import Bundle, Channel, ChannelOverride
 from capgo_server.plugin.rollout import rollout_bundle_id
+from capgo_server.plugin.update_cache import AppSnapshot
 
 
 @dataclass(frozen=True)
@@ -18,66 +23,50 @@ class ResolvedChannel:
     from_override: bool
 
 
-async def load_app(session: AsyncSession, app_id: str) -> App | None:
-    return await session.get(App, app_id)
-
-
-async def _override(session: AsyncSession, app: App, device_id: str) -> Channel | None:
-    if app.channel_device_count <= 0:  # no overrides at all: skip the lookup (as Capgo)
+async def _override(session: AsyncSession, snapshot: AppSnapshot, device_id: str) -> Channel | None:
+    if snapshot.app.channel_device_count <= 0:  # no overrides at all: skip the lookup (as Capgo)
         return None
-    found: Channel | None = await session.scalar(
-        select(Channel)
-        .join(ChannelOverride, ChannelOverride.channel_id == Channel.id)
-        .where(ChannelOverride.app_id == app.app_id, ChannelOverride.device_id == device_id)
-        .limit(1)
-    )
-    return found
-
-
-async def _by_name(session: AsyncSession, app_id: str, name: str) -> Channel | None:
-    found: Channel | None = await session.scalar(
-        select(Channel).where(Channel.app_id == app_id, Channel.name == name).limit(1)
-    )
-    return found
-
-
-async def _public_for(session: AsyncSession, app_id: str, platform: str) -> Channel | None:
-    found: Channel | None = await session.scalar(
-        select(Channel)
-        .where(
-            Channel.app_id == app_id,
-            Channel.public.is_(True),
-            getattr(Channel, platform).is_(True),
+    if snapshot.overrides is not None:
+        channel_id = snapshot.overrides.get(device_id)
+    else:  # too many overrides to keep in memory: ask the database
+        channel_id = await session.scalar(
+            select(ChannelOverride.channel_id)
+            .where(
+                ChannelOverride.app_id == snapshot.app.app_id,
+                ChannelOverride.device_id == device_id,
+            )
+            .limit(1)
         )
-        .order_by(Channel.id)
-        .limit(1)
-    )
-    return found
+    return None if channel_id is None else snapshot.channels_by_id.get(channel_id)
 
 
 async def resolve_channel(
-    session: AsyncSession, app: App, device_id: str, default_channel: str | None, platform: str
+    session: AsyncSession,
+    snapshot: AppSnapshot,
+    device_id: str,
+    default_channel: str | None,
+    platform: str,
 ) -> ResolvedChannel | None:
     """The device's override wins entirely; else the named default channel (any channel); else
     the first public channel enabled for the platform (lowest id). ``None``: no channel."""
-    override = await _override(session, app, device_id)
+    override = await _override(session, snapshot, device_id)
     if override is not None:
         return ResolvedChannel(override, from_override=True)
     if default_channel:
-        channel = await _by_name(session, app.app_id, default_channel)
+        channel = snapshot.channels_by_name.get(default_channel)
     else:
-        channel = await _public_for(session, app.app_id, platform)
+        channel = snapshot.public_by_platform.get(platform)
     return None if channel is None else ResolvedChannel(channel, from_override=False)
 
 
-async def bundle_for_device(
-    session: AsyncSession, channel: Channel, app_id: str, device_id: str
+def bundle_for_device(
+    snapshot: AppSnapshot, channel: Channel, app_id: str, device_id: str
 ) -> Bundle | None:
     """The bundle ``channel`` offers this device: its rollout bundle when the device's sticky draw
     falls inside the rollout (and that bundle is live), else its main bundle."""
     rollout_deleted = True
     if channel.rollout_version is not None:
-        rollout = await session.get(Bundle, channel.rollout_version)
+        rollout = snapshot.bundles.get(channel.rollout_version)
         rollout_deleted = rollout is None or rollout.deleted
     bundle_id = rollout_bundle_id(channel, app_id, device_id, rollout_deleted=rollout_deleted)
-    return await session.get(Bundle, bundle_id)
+    return snapshot.bundles.get(bundle_id)

@@ -1,15 +1,17 @@
 """``POST /updates`` (and ``/plugin/updates``): what a device should run next (spec §5.3).
 
-The handler reads and normalises the body, resolves the channel and its bundle
+The handler reads and normalises the body, takes the app's snapshot from the worker's
+:class:`~.update_cache.UpdateCache`, resolves the channel and its bundle from it
 (:mod:`.update_queries`), asks :mod:`.update_rules` for the answer, and hands what to record to
-:func:`.recording.record_later` so that recording never delays or fails the answer.
+:func:`.recording.record_later`, which batches it off the request path. A warm request reads
+nothing from the database.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from capgo_server.db.session import Session
@@ -19,7 +21,9 @@ from capgo_server.parsing import documented_body, strict_json_body
 from capgo_server.plugin import update_queries as queries
 from capgo_server.plugin.common import normalise_plugin_body, unknown_app
 from capgo_server.plugin.limits import device_rate_limit
+from capgo_server.plugin.recorder import DeviceRoute
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
+from capgo_server.plugin.update_cache import UpdateCache
 from capgo_server.plugin.update_rules import (
     Refusal,
     Situation,
@@ -30,9 +34,8 @@ from capgo_server.plugin.update_rules import (
     offer,
     unsupported_plugin,
 )
-from capgo_server.routing import router
 
-updates_router = router(tags=["device protocol"])
+updates_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
 
 
 async def read_plugin_body(request: Request) -> dict[str, Any]:
@@ -70,18 +73,20 @@ async def _answer(
     request: Request, session: Session, body: UpdateRequest
 ) -> tuple[dict[str, Any] | Refusal, str | None]:
     """The answer to ``body`` and the name of the bundle it is about (if any)."""
-    app = await queries.load_app(session, body.app_id)
-    if app is None:
+    cache: UpdateCache = request.app.state.update_cache
+    snapshot = await cache.get(body.app_id)
+    if snapshot is None:
         raise unknown_app()
+    app = snapshot.app
     refusal = unsupported_plugin(body)
     if refusal is not None:
         return refusal, None
     resolved = await queries.resolve_channel(
-        session, app, body.device_id, body.defaultChannel, body.platform
+        session, snapshot, body.device_id, body.defaultChannel, body.platform
     )
     if resolved is None:
         return no_channel(), None
-    bundle = await queries.bundle_for_device(session, resolved.channel, body.app_id, body.device_id)
+    bundle = queries.bundle_for_device(snapshot, resolved.channel, body.app_id, body.device_id)
     situation = Situation(body, resolved.channel, resolved.from_override, bundle)
     refusal = decide(situation)
     if refusal is not None:
@@ -107,7 +112,7 @@ _ROUTE: dict[str, Any] = {
 
 @updates_router.post("/updates", **_ROUTE)
 @updates_router.post("/plugin/updates", **_ROUTE)
-async def updates(request: Request, session: Session, background: BackgroundTasks) -> JSONResponse:
+async def updates(request: Request, session: Session) -> JSONResponse:
     """The bundle this device should run, or why it gets none (HTTP 200 either way)."""
     body = normalise_plugin_body(await read_plugin_body(request), UpdateRequest)
     answer, bundle_name = await _answer(request, session, body)
@@ -123,6 +128,5 @@ async def updates(request: Request, session: Session, background: BackgroundTask
         recording.event("get", offered)
         recording.count(offered, "get")
         response = JSONResponse(answer)
-    record_later(background, request.app.state.sessionmaker, recording)
-    response.background = background
+    record_later(request, recording)
     return response

@@ -1,0 +1,192 @@
+"""The worker's recording buffer: device bookkeeping batched off the request path.
+
+Device endpoints hand their :class:`~.recording.Recording` objects to :meth:`Recorder.submit`,
+which only appends them to a list. The recorder writes what has gathered in one transaction
+(:func:`~.recording.write_batch`):
+
+* at least every :data:`FLUSH_SECONDS` (1 s) while requests keep coming, or as soon as
+  :data:`MAX_BATCH` recordings are waiting;
+* at once, after the response, when no other device request is in progress (an idle server has
+  nothing to batch with, so it writes as it answers);
+* on shutdown (:meth:`Recorder.close`, from the application's lifespan), so a SIGTERM loses
+  nothing.
+
+A crash (SIGKILL, power loss) loses what was waiting: at most about a second of device rows,
+events and counters. Bundles, channels and keys are never written here; they are committed by
+their own requests before those answer.
+
+If a batch cannot be written, its recordings are written one by one (:func:`~.recording.write`,
+each in its own transaction), so one bad recording costs only itself. If the database stays
+unusable, at most :data:`MAX_BUFFER` recordings wait in memory; beyond that the oldest are
+dropped, and the loss is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.background import BackgroundTask
+
+from capgo_server.db.session import TransactionalRoute
+from capgo_server.plugin.recording import PENDING, ActivityMemo, Recording, write, write_batch
+
+logger = logging.getLogger("capgo_server.plugin")
+
+#: The longest a recording waits in memory while requests keep coming.
+FLUSH_SECONDS = 1.0
+#: Recordings that trigger a write before the second is over.
+MAX_BATCH = 5_000
+#: Recordings kept while the database refuses them; beyond this the oldest are dropped.
+MAX_BUFFER = 200_000
+
+
+class Recorder:
+    """One per application and worker process (``app.state.recorder``)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        interval: float = FLUSH_SECONDS,
+        max_batch: int = MAX_BATCH,
+        max_buffer: int = MAX_BUFFER,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self.interval = interval
+        self.max_batch = max_batch
+        self.max_buffer = max_buffer
+        self._buffer: list[Recording] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._known = ActivityMemo()
+        #: Device requests between the start of their handler and the end of their response.
+        self.in_flight = 0
+        self.flushes = 0
+        self.written = 0
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def start(self) -> None:
+        """Start the periodic writer (call from the running event loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def submit(self, recordings: Iterable[Recording]) -> None:
+        self._buffer.extend(recordings)
+        if len(self._buffer) > self.max_buffer:
+            excess = len(self._buffer) - self.max_buffer
+            del self._buffer[:excess]
+            self.dropped += excess
+            logger.error("recording buffer full: dropped the %d oldest recordings", excess)
+        if len(self._buffer) >= self.max_batch:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die; the next round retries
+                logger.exception("recording flush failed")
+
+    async def flush(self) -> None:
+        """Write everything submitted so far."""
+        async with self._lock:
+            while self._buffer:
+                batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
+                await self._write(batch)
+
+    async def _write(self, batch: list[Recording]) -> None:
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                seen = await write_batch(session, batch, self._known)
+        except Exception:
+            logger.exception(
+                "could not write %d recordings at once; writing them one by one", len(batch)
+            )
+            await self._write_one_by_one(batch)
+        else:
+            self._known.add(seen)
+            self.written += len(batch)
+        self.flushes += 1
+
+    async def _write_one_by_one(self, batch: list[Recording]) -> None:
+        lost = 0
+        for recording in batch:
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    await write(session, recording)
+            except Exception:  # the device already has its answer; keep serving
+                lost += 1
+                if lost == 1:
+                    logger.exception("could not record device activity for %s", recording.app_id)
+            else:
+                self.written += 1
+        if lost:
+            logger.error("lost %d of %d recordings", lost, len(batch))
+
+    async def close(self) -> None:
+        """Stop the periodic writer and write what is left (the lifespan's exit)."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self.flush()
+
+    # --- the device requests' part ---------------------------------------------------------
+
+    def request_started(self) -> None:
+        self.in_flight += 1
+
+    async def request_finished(self) -> None:
+        """After a device response: write now if nothing else is going on."""
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._buffer and not self._lock.locked():
+            await self.flush()
+
+
+class DeviceRoute(TransactionalRoute):
+    """The route class of the device endpoints: one transaction per request (as every route)
+    and the bookkeeping that lets the recorder tell when the server is idle."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle_device_request(request: Request) -> Response:
+            recorder: Recorder = request.app.state.recorder
+            recorder.request_started()
+            try:
+                response = await handler(request)  # committed when it returns
+            except BaseException:
+                await recorder.request_finished()
+                raise
+            recorder.submit(getattr(request.state, PENDING, ()))
+            response.background = BackgroundTask(
+                _then_settle, response.background, recorder.request_finished
+            )
+            return response
+
+        return handle_device_request
+
+
+async def _then_settle(
+    first: Callable[[], Awaitable[None]] | None, settle: Callable[[], Awaitable[None]]
+) -> None:
+    try:
+        if first is not None:
+            await first()
+    finally:
+        await settle()

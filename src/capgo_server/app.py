@@ -60,6 +60,9 @@ TUS_EXPOSED_HEADERS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    if settings.env == "production":
+        # However it is served, a production app never starts unable to sign its URLs.
+        settings.resolved_secret()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

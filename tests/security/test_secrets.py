@@ -24,6 +24,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from capgo_server.app import create_app as build_app
 from capgo_server.clock import utcnow
 from capgo_server.files import signing
 from capgo_server.models import ApiKey
@@ -93,6 +94,14 @@ class TestProductionSecret:
         assert len(generated) >= MIN_SECRET_LENGTH
         assert settings.resolved_secret() == generated
         assert (tmp_path / "data" / ".secret").stat().st_mode & 0o777 == 0o600
+
+    def test_a_production_app_cannot_be_built_without_one(self, tmp_path: Path) -> None:
+        """``uvicorn --factory capgo_server.app:create_app`` refuses too, not only ``serve``."""
+        settings = Settings(env="production", data_dir=tmp_path / "data")
+        with pytest.raises(RuntimeError, match=r"^CAPGO_SECRET is missing"):
+            build_app(settings)
+        good = Settings(env="production", secret=secrets.token_urlsafe(48), data_dir=tmp_path)
+        assert build_app(good).state.settings is good
 
     def test_serve_refuses_a_short_secret_before_touching_anything(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "state"

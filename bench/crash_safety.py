@@ -73,6 +73,7 @@ RESULTS = ROOT / "bench" / "results"
 CLI = str(Path(sys.executable).with_name("capgo-server"))
 APP_ID = "com.crash.safety"
 CHANNELS = ("production", "beta", "alpha")
+SELF_SET_CHANNELS = ("beta", "alpha")
 UPLOAD_PATH = "/files/upload/attachments/"
 CHUNK = 128 * 1024
 STARTUP_SECONDS = 60
@@ -126,6 +127,8 @@ class Journal:
     keys: dict[int, KeyState] = field(default_factory=dict)
     key_pending_create: dict[str, str] = field(default_factory=dict)  # name -> mode
     offered: set[str] = field(default_factory=set)  # versions /updates offered to devices
+    overrides: dict[str, str | None] = field(default_factory=dict)  # device -> acked channel
+    override_pending: dict[str, str | None] = field(default_factory=dict)
     acked: Counter[str] = field(default_factory=Counter)
     in_doubt: Counter[str] = field(default_factory=Counter)
     verified: Counter[str] = field(default_factory=Counter)
@@ -295,6 +298,10 @@ class Bench:
         self.org_id = ""
         self.main_key_id: int | None = None
         self.resume_queue: list[UploadState] = []
+        self.devices = [
+            [str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(40)]
+            for _ in range(2)
+        ]
         self.env: dict[str, str] = {}
         self.server: Server
         self.kills = 0
@@ -343,6 +350,7 @@ class Bench:
             "CAPGO_RATE_LIMIT_DEVICE_PER_MINUTE": "100000000",
             "CAPGO_RATE_LIMIT_IP_PER_MINUTE": "100000000",
             "CAPGO_RATE_LIMIT_FAILED_AUTH": "100000000",
+            "CAPGO_RATE_LIMIT_CHANNEL_SELF_SAME_CHANNEL_SECONDS": "0",
         }
         self.server = Server(self.env, self.port, self.data_dir / "serve.log", self.args.workers)
         self.restart_seconds.append(await asyncio.to_thread(self.server.start))
@@ -372,6 +380,7 @@ class Bench:
                     "ios": True,
                     "allow_dev": True,
                     "allow_emulator": True,
+                    "allow_device_self_set": name in SELF_SET_CHANNELS,
                 }
                 expect(await http.post("/channel", json=body), 200, f"create channel {name}")
                 self.journal.channels[name] = "builtin"
@@ -594,38 +603,73 @@ class Bench:
                     journal.in_doubt["key changes"] += 1
                     return
 
+    def device_body(self, device_id: str, **fields: Any) -> dict[str, Any]:
+        """What a plugin 7.0.0 on Android sends (old enough that ``/channel_self`` stores the
+        device's channel on the server)."""
+        return {
+            "channel": "production",
+            "platform": "android",
+            "device_id": device_id,
+            "app_id": APP_ID,
+            "custom_id": "",
+            "version_build": "1.0.0",
+            "version_code": "1",
+            "version_os": "13",
+            "version_name": "1.0.0",
+            "plugin_version": "7.0.0",
+            "is_emulator": False,
+            "is_prod": True,
+            **fields,
+        }
+
     async def device(self, round_: Round, worker: int) -> None:
-        devices = [str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(50)]
+        journal = self.journal
+        devices = self.devices[worker]
         async with self.client() as http:
             while not round_.stop.is_set():
-                body = {
-                    "channel": "production",
-                    "platform": "android",
-                    "device_id": self.rng.choice(devices),
-                    "app_id": APP_ID,
-                    "custom_id": "",
-                    "version_build": "1.0.0",
-                    "version_code": "1",
-                    "version_os": "13",
-                    "version_name": self.rng.choice(["builtin", "1.0.0"]),
-                    "plugin_version": "7.0.0",
-                    "is_emulator": False,
-                    "is_prod": True,
-                }
-                stats = self.rng.random() < 0.4
-                if stats:
-                    body["action"] = self.rng.choice(["get", "set", "download_complete"])
+                device_id = self.rng.choice(devices)
+                draw = self.rng.random()
+                pinned = journal.overrides.get(device_id)
                 try:
+                    if draw < 0.15 or (draw < 0.25 and pinned is None):
+                        channel = self.rng.choice(SELF_SET_CHANNELS)
+                        journal.override_pending[device_id] = channel
+                        body = self.device_body(device_id, channel=channel)
+                        answer = expect(await http.post("/channel_self", json=body), 200, "set")
+                        if answer.get("status") != "ok":
+                            journal.fail(f"POST /channel_self answered {answer}")
+                        journal.overrides[device_id] = channel
+                        journal.override_pending.pop(device_id)
+                        journal.acked["device channel overrides set (/channel_self)"] += 1
+                        continue
+                    if draw < 0.25:
+                        journal.override_pending[device_id] = None
+                        query = {
+                            k: str(v).lower() if isinstance(v, bool) else v
+                            for k, v in self.device_body(device_id).items()
+                        }
+                        response = await http.delete("/channel_self", params=query)
+                        answer = expect(response, 200, "unset")
+                        if answer.get("status") != "ok":
+                            journal.fail(f"DELETE /channel_self answered {answer}")
+                        journal.overrides[device_id] = None
+                        journal.override_pending.pop(device_id)
+                        journal.acked["device channel overrides removed (/channel_self)"] += 1
+                        continue
+                    stats = draw < 0.55
+                    body = self.device_body(
+                        device_id, version_name=self.rng.choice(["builtin", "1.0.0"])
+                    )
+                    if stats:
+                        body["action"] = self.rng.choice(["get", "set", "download_complete"])
                     response = await http.post("/stats" if stats else "/updates", json=body)
                 except httpx.TransportError:
-                    self.journal.in_doubt["device requests"] += 1
+                    journal.in_doubt["device requests"] += 1
                     return
                 answer = expect(response, 200, "device request")
-                self.journal.acked[
-                    "device requests (/stats)" if stats else "device (/updates)"
-                ] += 1
+                journal.acked["device requests (/stats)" if stats else "device (/updates)"] += 1
                 if not stats and isinstance(answer.get("version"), str) and answer.get("url"):
-                    self.journal.offered.add(answer["version"])
+                    journal.offered.add(answer["version"])
 
     # -- one round --
 
@@ -755,6 +799,9 @@ class Bench:
                 covered += part.stat().st_size
             if covered < offset:
                 self.journal.fail(f"upload {upload_id}: offset {offset}, parts cover {covered}")
+        for app_id, counted, overrides in query(CONSISTENCY_SQL["override_count"]):
+            if counted != overrides:
+                self.journal.fail(f"{app_id}: channel_device_count {counted}, {overrides} rows")
         apps = store / "orgs"
         orphans = (
             [
@@ -783,6 +830,7 @@ class Bench:
             journal.verified["bundles offered to devices, still listed"] = len(journal.offered)
             await self._verify_channels(http)
             await self._verify_keys(http)
+            await self._verify_overrides(http)
 
     async def _list_bundles(self, http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -914,6 +962,24 @@ class Bench:
             journal.channels[name] = current
             journal.channel_pending.pop(name, None)
 
+    async def _verify_overrides(self, http: httpx.AsyncClient) -> None:
+        """Each device's stored channel (``PUT /channel_self`` asks which it is on)."""
+        journal = self.journal
+        for device_id in sorted({*journal.overrides, *journal.override_pending}):
+            body = self.device_body(device_id)
+            answer = expect(await http.put("/channel_self", json=body), 200, "get channel")
+            current = answer.get("channel") if answer.get("status") == "override" else None
+            allowed = {journal.overrides.get(device_id)}
+            if device_id in journal.override_pending:
+                allowed.add(journal.override_pending.pop(device_id))
+            if current not in allowed:
+                journal.fail(f"device {device_id}: on {current}, acknowledged {allowed}")
+                continue
+            if current != journal.overrides.get(device_id):
+                journal.notes["in-doubt device overrides that went through"] += 1
+            journal.overrides[device_id] = current
+            journal.verified["device overrides as acknowledged"] += 1
+
     async def _verify_keys(self, http: httpx.AsyncClient) -> None:
         journal = self.journal
         rows = {row["id"]: row for row in expect(await http.get("/apikey"), 200, "list keys")}
@@ -1018,6 +1084,10 @@ CONSISTENCY_SQL = {
         "WHERE r2_path IS NOT NULL AND deleted = false AND external_url IS NULL"
     ),
     "uploads": 'SELECT id, "offset", length FROM uploads',
+    "override_count": (
+        "SELECT a.app_id, a.channel_device_count, (SELECT count(*) FROM channel_devices c "
+        "WHERE c.app_id = a.app_id) FROM apps a"
+    ),
 }
 
 

@@ -12,9 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from capgo_server.db.engine import make_engine
+from capgo_server.db.engine import make_engine, make_sessionmaker
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "crash_safety.py"
 KILLS = 3
@@ -49,3 +52,36 @@ async def test_sqlite_commits_are_synced_before_the_answer(tmp_path: Path) -> No
     finally:
         await engine.dispose()
     assert (mode, synchronous) == ("wal", 2)  # 2 = FULL
+
+
+async def test_sqlite_savepoint_does_not_commit_before_the_request(tmp_path: Path) -> None:
+    """A savepoint taken before a request's first write (as ``pin_override`` and ``POST /bundle``
+    do) stays inside the request's transaction: rolling the request back (or a crash before its
+    commit) undoes what the savepoint wrote."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'capgo.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (x INTEGER UNIQUE)"))
+        sessionmaker = make_sessionmaker(engine)
+        async with sessionmaker() as session:
+            await session.execute(text("SELECT count(*) FROM t"))
+            async with session.begin_nested():
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+            await session.rollback()
+        async with sessionmaker() as session:
+            assert (await session.execute(text("SELECT x FROM t"))).all() == []
+            with pytest.raises(IntegrityError):  # a failed savepoint still rolls back alone
+                await _insert_twice(session, 3)
+            await session.execute(text("INSERT INTO t VALUES (4)"))
+            await session.commit()
+        async with sessionmaker() as session:
+            assert (await session.execute(text("SELECT x FROM t"))).scalars().all() == [4]
+    finally:
+        await engine.dispose()
+
+
+async def _insert_twice(session: AsyncSession, value: int) -> None:
+    async with session.begin_nested():
+        await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
+        await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})

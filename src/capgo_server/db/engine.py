@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -33,11 +33,25 @@ def _configure_sqlite_connection(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+def _begin_before_savepoint(connection: Connection, _name: str | None) -> None:
+    # Python's sqlite3 driver opens the transaction itself, but only before INSERT, UPDATE or
+    # DELETE; it does not before SAVEPOINT. A savepoint taken before the request's first write
+    # (``begin_nested()`` to catch a unique violation) would then *be* the transaction, and
+    # releasing it would commit on the spot: the request's later rollback, or a crash before
+    # its commit, would leave half of its writes behind (an override without its count, a
+    # bundle without its audit row). Open the request's transaction first.
+    raw: Any = connection.connection.dbapi_connection
+    driver = getattr(raw, "_connection", raw)  # aiosqlite's adapter wraps the sqlite3 connection
+    if not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` with the per-connection settings each engine needs."""
     if is_sqlite(url):
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+        event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)

@@ -34,8 +34,10 @@ identifier of the other tenant — org ids and names, app ids, uuids and names, 
 channel names, device ids, upload ids, key values, e-mail, stored bytes — except those the
 request itself carried (an error may echo what it was asked). A key made of the other
 tenant's sub-key (``x-limited-key-id``) is refused with 401 ``invalid_subkey`` on every route
-and target (``sub_foreign``). Finally the other tenant's data, as its owner reads it, must be
-exactly the same before and after a tenant's whole run.
+and target (``sub_foreign``). Answers to org- and app-limited keys must not mention what the
+limit excludes either (the second app; for org-limited keys also the second org). Finally the
+other tenant's data, as its owner reads it, must be exactly the same before and after a
+tenant's whole run.
 
 Failures are collected, not raised one by one, and reported together with the route, the key
 kind and the target. The number of cases is checked against ``EXPECTED_CASES``.
@@ -75,6 +77,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "any":           ("+",   "+",   "+",   "+",   "+",   "+",   "+",   "+"),
     "org_create":    ("+",   "+",   "D",   "D",   "D",   "D",   "D",   "D"),
     "org_read":      ("++D", "++D", "++D", "++D", "+DD", "++D", "+DD", "++D"),
+    "org_wide_read": ("++D", "++D", "++D", "++D", "+DD", "DDD", "+DD", "DDD"),
     "org_admin":     ("++D", "++D", "DDD", "DDD", "+DD", "DDD", "+DD", "DDD"),
     "org_delete":    ("+-D", "+-D", "D-D", "D-D", "D-D", "D-D", "D-D", "D-D"),
     "member_remove": ("++D", "DDD", "DDD", "DDD", "+DD", "DDD", "+DD", "DDD"),
@@ -860,7 +863,7 @@ ROUTES: list[Route] = [
         codes={"N": (404, "invitation_not_found")},
     ),
     Route("DELETE /organization/members", b_member_remove, "member_remove", CANNOT_ACCESS_ORG),
-    Route("GET /organization/audit", b_audit, "org_read", ORG_ID_DENIED),
+    Route("GET /organization/audit", b_audit, "org_wide_read", ORG_ID_DENIED),
     # API keys
     Route(
         "GET /apikey",
@@ -1101,6 +1104,19 @@ def test_the_matrix_is_complete() -> None:
 # --- the run -----------------------------------------------------------------------------
 
 
+def beyond_limits(me: Tenant, kind: str) -> set[str]:
+    """Identifiers of the tenant's own data that a limited key must never be shown: the second
+    app for app-limited keys; the second org and its app for org-limited keys."""
+    second = me.apps[1]
+    app_tokens = {second.app_id, second.uuid, second.name, second.channel, second.device}
+    app_tokens.add(second.upload_id)
+    if kind in APP_LIMITED:
+        return app_tokens
+    if kind in ORG_LIMITED:
+        return app_tokens | {me.org2, f"{me.tag.title()} Second Org"}
+    return set()
+
+
 def leaked(text: str, secrets: set[str], request: Req) -> list[str]:
     asked = request.text()
     return sorted(token for token in secrets if token in text and token not in asked)
@@ -1142,6 +1158,8 @@ async def run_tenant(
         answer = response.text + " " + " ".join(response.headers.values())
         if found := leaked(answer, other.secrets, request):
             failures.append(f"{label}: answer mentions the other tenant's {found}")
+        if found := leaked(answer, beyond_limits(me, kind), request):
+            failures.append(f"{label}: answer mentions what the key is limited away from: {found}")
         if symbol == "+" and route.check is not None and (problem := route.check(case, response)):
             failures.append(f"{label}: {problem}")
     return count, failures

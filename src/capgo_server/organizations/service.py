@@ -174,9 +174,18 @@ async def delete_organization(
 async def audit_page(
     session: AsyncSession, principal: Principal, query: AuditQuery
 ) -> tuple[Sequence[AuditLog], int, int]:
-    """One page of an org's audit trail, newest first; returns (rows, total, limit applied)."""
+    """One page of an org's audit trail, newest first; returns (rows, total, limit applied).
+
+    The trail records every app of the org, so a key limited to some apps may not read it (400
+    ``invalid_org_id``, as for a foreign org), as it may not read the org's statistics.
+    """
     access = await authorize_org(
-        session, principal, query.orgId, role=Role.read, denied=_invalid_org_id(query.orgId)
+        session,
+        principal,
+        query.orgId,
+        role=Role.read,
+        org_wide=True,
+        denied=_invalid_org_id(query.orgId),
     )
     limit = min(query.limit, AUDIT_MAX_LIMIT)
     conditions = [AuditLog.org_id == access.org.id]

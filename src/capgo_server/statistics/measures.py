@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,23 +60,18 @@ class DailyUsage:
     bandwidth: int
 
 
-def _running_totals(
-    app_ids: Sequence[str],
-    before: dict[str, int],
-    changes: dict[tuple[str, date], int],
-    days: Days,
-) -> dict[str, list[int]]:
+def _per_day(app_ids: Sequence[str], days: Days) -> dict[str, list[int]]:
+    """Per app, a zero for each day of ``days`` (to fill by day offset)."""
+    return {app_id: [0] * len(days) for app_id in app_ids}
+
+
+def _running_totals(before: dict[str, int], changes: dict[str, list[int]]) -> dict[str, list[int]]:
     """Per app, the value on each day: ``before`` (the total of every change before the range)
-    plus the changes up to and including that day."""
-    totals: dict[str, list[int]] = {}
-    for app_id in app_ids:
-        value = before.get(app_id, 0)
-        series = []
-        for day in days:
-            value += changes.get((app_id, day), 0)
-            series.append(value)
-        totals[app_id] = series
-    return totals
+    plus the changes up to and including that day (``changes``: per app, each day's change)."""
+    return {
+        app_id: list(accumulate(deltas, initial=before.get(app_id, 0)))[1:]
+        for app_id, deltas in changes.items()
+    }
 
 
 async def _mau(session: AsyncSession, app_ids: Sequence[str], days: Days) -> dict[str, list[int]]:
@@ -91,8 +87,10 @@ async def _mau(session: AsyncSession, app_ids: Sequence[str], days: Days) -> dic
             in_apps, DailyMauChange.date >= days.first, DailyMauChange.date <= days.last
         )
     )
-    changes = {(app_id, day): change for app_id, day, change in change_rows}
-    return _running_totals(app_ids, before, changes, days)
+    changes = _per_day(app_ids, days)
+    for app_id, day, change in change_rows:
+        changes[app_id][(day - days.first).days] += change
+    return _running_totals(before, changes)
 
 
 async def _storage(
@@ -109,13 +107,13 @@ async def _storage(
         )
     )
     before: dict[str, int] = defaultdict(int)
-    changes: dict[tuple[str, date], int] = defaultdict(int)
+    changes = _per_day(app_ids, days)
 
     def add(app_id: str, day: date, amount: int) -> None:
         if day < days.first:
             before[app_id] += amount
         elif day <= days.last:
-            changes[(app_id, day)] += amount
+            changes[app_id][(day - days.first).days] += amount
 
     for app_id, size, created_at, deleted, deleted_at in bundles:
         assert size is not None  # filtered above
@@ -123,7 +121,7 @@ async def _storage(
         if deleted:
             # A deleted bundle without a deletion time was never live.
             add(app_id, (deleted_at or created_at).date(), -size)
-    return _running_totals(app_ids, before, changes, days)
+    return _running_totals(before, changes)
 
 
 async def _bandwidth(
@@ -136,8 +134,10 @@ async def _bandwidth(
             DailyBandwidth.date <= days.last,
         )
     )
-    sent = {(app_id, day): amount for app_id, day, amount in rows}
-    return {app_id: [sent.get((app_id, day), 0) for day in days] for app_id in app_ids}
+    sent = _per_day(app_ids, days)
+    for app_id, day, amount in rows:
+        sent[app_id][(day - days.first).days] = amount
+    return sent
 
 
 async def daily_usage(
@@ -149,10 +149,11 @@ async def daily_usage(
     mau = await _mau(session, app_ids, days)
     storage = await _storage(session, app_ids, days)
     bandwidth = await _bandwidth(session, app_ids, days)
+    dates = list(days)
     return {
         app_id: [
-            DailyUsage(day, mau[app_id][i], storage[app_id][i], bandwidth[app_id][i])
-            for i, day in enumerate(days)
+            DailyUsage(*values)
+            for values in zip(dates, mau[app_id], storage[app_id], bandwidth[app_id], strict=True)
         ]
         for app_id in app_ids
     }
@@ -161,17 +162,14 @@ async def daily_usage(
 def summed(per_app: Iterable[list[DailyUsage]], days: Days) -> list[DailyUsage]:
     """The day-by-day sum of several apps' measures (MAU sums too: a device id belongs to one
     app)."""
-    totals = [DailyUsage(day, 0, 0, 0) for day in days]
+    dates = list(days)
+    mau, storage, bandwidth = [0] * len(dates), [0] * len(dates), [0] * len(dates)
     for series in per_app:
         for i, usage in enumerate(series):
-            total = totals[i]
-            totals[i] = DailyUsage(
-                total.day,
-                total.mau + usage.mau,
-                total.storage + usage.storage,
-                total.bandwidth + usage.bandwidth,
-            )
-    return totals
+            mau[i] += usage.mau
+            storage[i] += usage.storage
+            bandwidth[i] += usage.bandwidth
+    return [DailyUsage(*values) for values in zip(dates, mau, storage, bandwidth, strict=True)]
 
 
 @dataclass(frozen=True)

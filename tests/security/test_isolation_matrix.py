@@ -81,7 +81,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "org_admin":     ("++D", "++D", "DDD", "DDD", "+DD", "DDD", "+DD", "DDD"),
     "org_delete":    ("+-D", "+-D", "D-D", "D-D", "D-D", "D-D", "D-D", "D-D"),
     "member_remove": ("++D", "DDD", "DDD", "DDD", "+DD", "DDD", "+DD", "DDD"),
-    "member_accept": ("NNN", "NNN", "DDD", "DDD", "NDD", "NNN", "NDD", "DDD"),
+    "member_accept": ("NNN", "NNN", "DDD", "DDD", "NDD", "DDD", "NDD", "DDD"),
     "keys":          ("+",   "M",   "M",   "M",   "L",   "L",   "L",   "S"),
     "key_one":       ("+-D", "M-M", "M-M", "M-M", "L-L", "L-L", "L-L", "S-S"),
     "key_limit":     ("++D", "MMM", "MMM", "MMM", "LLL", "LLL", "LLL", "SSS"),
@@ -1220,3 +1220,48 @@ async def test_tenant_isolation_matrix(matrix_app: FastAPI, database_url: str) -
     elapsed = time.monotonic() - started
     summary = f"{len(failures)} of {total} cases failed on {engine} ({elapsed:.1f}s)"
     assert not failures, summary + ":\n" + "\n".join(failures)
+
+
+async def test_keys_limited_to_apps_do_not_manage_memberships(
+    client: httpx.AsyncClient, alice: Account, bob: Account
+) -> None:
+    """Accepting an invitation and leaving an org are org-wide acts: a key limited to apps (or
+    such a sub-key) may do neither, not even for its own user; an unlimited key may."""
+    await client.post(
+        "/app",
+        json={"app_id": "com.alice.ci", "name": "CI", "owner_org": alice.org_id},
+        headers=alice.headers,
+    )
+    app_key = await make_key(client, alice, name="ci", limited_to_apps=["com.alice.ci"])
+    sub = await make_key(client, alice, name="ci sub", limited_to_apps=["com.alice.ci"])
+    limited = [
+        {"authorization": app_key["key"]},
+        {**alice.headers, "x-limited-key-id": str(sub["id"])},
+    ]
+    invited = await client.post(
+        "/organization/members",
+        json={"orgId": bob.org_id, "email": alice.email, "invite_type": "read"},
+        headers=bob.headers,
+    )
+    assert invited.status_code == 200, invited.text
+    for headers in limited:
+        refused = await client.post(
+            "/organization/members/accept", json={"orgId": bob.org_id}, headers=headers
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "cannot_access_organization"
+    accepted = await client.post(
+        "/organization/members/accept", json={"orgId": bob.org_id}, headers=alice.headers
+    )
+    assert accepted.status_code == 200, accepted.text
+    leave = {"orgId": bob.org_id, "email": alice.email}
+    for headers in limited:
+        refused = await client.delete("/organization/members", params=leave, headers=headers)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "cannot_access_organization"
+    members = await client.get(
+        "/organization/members", params={"orgId": bob.org_id}, headers=bob.headers
+    )
+    assert alice.email in {member["email"] for member in members.json()}
+    left = await client.delete("/organization/members", params=leave, headers=alice.headers)
+    assert left.status_code == 200, left.text

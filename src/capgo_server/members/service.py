@@ -85,11 +85,16 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
 
 
 async def accept_invitation(session: AsyncSession, principal: Principal, org_id: str) -> Role:
-    """Turn the caller's own ``invite_<role>`` into ``<role>``; returns the role now held."""
+    """Turn the caller's own ``invite_<role>`` into ``<role>``; returns the role now held.
+
+    400 ``cannot_access_organization`` for a key of mode read/upload, limited to other orgs or
+    limited to apps; 404 ``invitation_not_found`` when there is no invitation to accept.
+    """
     if (
         not is_uuid(org_id)
         or not principal.may_use_org(org_id)
         or not principal.has_mode(WRITE_MODES)
+        or principal.is_app_limited  # a key for some apps does not manage memberships
     ):
         raise cannot_access_organization(org_id)
     membership = await session.scalar(
@@ -118,14 +123,15 @@ async def remove_member(
 ) -> None:
     """Remove a member (or withdraw an invitation); the removed user loses access at once.
 
-    Anyone may leave an organization (key mode write/all). Removing someone else needs the
+    Anyone may leave an organization (key mode write/all, not limited to apps: such a key
+    does not manage memberships, not even its own user's). Removing someone else needs the
     ``admin`` role and a key of mode ``all`` (Capgo's rule), and never someone ranked above the
     caller (403 ``cannot_delete_higher_priority_role``). The last ``super_admin`` cannot be
     removed (400 ``cannot_remove_last_super_admin``): an organization always has an owner.
     """
     denied = cannot_access_organization(org_id)
     access = await authorize_org(
-        session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES
+        session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES, org_wide=True
     )
     target = await session.scalar(
         select(Membership)
@@ -137,11 +143,7 @@ async def remove_member(
             404, "user_not_found", "User not found in this organization", {"email": email}
         )
     if target.user_id != principal.user_id:
-        if (
-            access.role.rank < Role.admin.rank
-            or not principal.has_mode({KeyMode.all})
-            or principal.is_app_limited
-        ):
+        if access.role.rank < Role.admin.rank or not principal.has_mode({KeyMode.all}):
             raise denied
         if Role(target.user_right).rank > access.role.rank:
             raise ApiError(

@@ -35,7 +35,9 @@ class TransactionalRoute(APIRoute):
         return handle_in_transaction
 
 
-def _request_session(request: Request) -> AsyncSession:
+async def _request_session(request: Request) -> AsyncSession:
+    # ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in a thread
+    # pool, a thread hand-off on every request of every route.
     session = getattr(request.state, "db_session", None)
     if not isinstance(session, AsyncSession):
         raise RuntimeError("route is not a TransactionalRoute; use capgo_server.routing.router()")

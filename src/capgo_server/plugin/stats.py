@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.db.session import Session
 from capgo_server.errors import ApiError
-from capgo_server.models import App, Bundle
+from capgo_server.models import Bundle
 from capgo_server.parsing import documented_body, json_body
 from capgo_server.plugin.common import (
     PluginRefusal,
@@ -34,6 +34,7 @@ from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recorder import DeviceRoute
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.stats_actions import ALLOWED_STATS_ACTIONS
+from capgo_server.plugin.update_cache import AppSnapshot, UpdateCache
 from capgo_server.validation import INTERNAL_VERSION_NAMES, is_app_id, is_device_id
 
 stats_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
@@ -140,19 +141,26 @@ def version_only(version_name: str) -> str:
     return version_name.split(":", 1)[0] if version_name.find(":") > 0 else version_name
 
 
-async def _find_bundle(session: AsyncSession, app_id: str, name: str) -> Bundle | None:
-    """Capgo's lookup: the live bundle ``name`` (``builtin``/``unknown``: the deleted ones),
-    else the app's ``unknown`` bundle under the same ``deleted`` condition."""
+async def _find_bundle(
+    session: AsyncSession, snapshot: AppSnapshot | None, app_id: str, name: str
+) -> int | None:
+    """Capgo's lookup: the id of the live bundle ``name`` (``builtin``/``unknown``: the deleted
+    ones), else of the app's ``unknown`` bundle under the same ``deleted`` condition. From the
+    worker's snapshot of the app when it holds the app's bundle names."""
     deleted = name in INTERNAL_VERSION_NAMES
     for candidate in (name, "unknown"):
-        bundle = await session.scalar(
-            select(Bundle)
-            .where(Bundle.app_id == app_id, Bundle.name == candidate, Bundle.deleted == deleted)
-            .order_by(Bundle.id)
-            .limit(1)
-        )
-        if bundle is not None:
-            return bundle
+        if snapshot is not None and snapshot.bundle_names is not None:
+            found = snapshot.bundle_names.get(candidate)
+            bundle_id = found[0] if found is not None and found[1] == deleted else None
+        else:
+            bundle_id = await session.scalar(
+                select(Bundle.id)
+                .where(Bundle.app_id == app_id, Bundle.name == candidate, Bundle.deleted == deleted)
+                .order_by(Bundle.id)
+                .limit(1)
+            )
+        if bundle_id is not None:
+            return bundle_id
     return None
 
 
@@ -183,10 +191,12 @@ def _device_seen(event: StatsBody) -> DeviceSeen:
     )
 
 
-async def count_event(session: AsyncSession, event: StatsBody) -> Recording | EventRefusal:
+async def count_event(
+    session: AsyncSession, event: StatsBody, snapshot: AppSnapshot | None = None
+) -> Recording | EventRefusal:
     """What ``event`` records, or why it records nothing (Capgo's stats ``post``)."""
     name = version_only(event.version_name)
-    bundle = await _find_bundle(session, event.app_id, name)
+    bundle = await _find_bundle(session, snapshot, event.app_id, name)
     if bundle is None:
         return EventRefusal(
             "version_not_found",
@@ -197,7 +207,7 @@ async def count_event(session: AsyncSession, event: StatsBody) -> Recording | Ev
     failure = event.action.endswith("_fail")
     if event.action == "set" and not event.is_emulator and event.is_prod:
         recording.count(name, "install")
-        await _count_replaced(session, event, bundle, recording)
+        await _count_replaced(session, snapshot, event, bundle, recording)
     elif failure and (
         event.action != "download_fail" or counts_download_fail(event.plugin_version)
     ):
@@ -209,14 +219,18 @@ async def count_event(session: AsyncSession, event: StatsBody) -> Recording | Ev
 
 
 async def _count_replaced(
-    session: AsyncSession, event: StatsBody, installed: Bundle, recording: Recording
+    session: AsyncSession,
+    snapshot: AppSnapshot | None,
+    event: StatsBody,
+    installed: int,
+    recording: Recording,
 ) -> None:
     """A ``set`` replacing another bundle uninstalls it."""
     if not event.old_version_name:
         return
     old_name = version_only(event.old_version_name)
-    old = await _find_bundle(session, event.app_id, old_name)
-    if old is not None and old.id != installed.id:
+    old = await _find_bundle(session, snapshot, event.app_id, old_name)
+    if old is not None and old != installed:
         recording.count(old_name, "uninstall")
         recording.event("uninstall", event.old_version_name)
 
@@ -224,18 +238,20 @@ async def _count_replaced(
 # --- answering -----------------------------------------------------------------------------
 
 
-async def _single(session: AsyncSession, app: App | None, body: dict[str, Any]) -> Recording:
+async def _single(
+    session: AsyncSession, app: AppSnapshot | None, body: dict[str, Any]
+) -> Recording:
     event = normalise_plugin_body(body, StatsBody)
     if app is None:
         raise unknown_app()
-    outcome = await count_event(session, event)
+    outcome = await count_event(session, event, app)
     if isinstance(outcome, EventRefusal):
         raise PluginRefusal(outcome.code, outcome.message, **outcome.more_info)
     return outcome
 
 
 async def _batch_item(
-    session: AsyncSession, app: App | None, index: int, body: Any
+    session: AsyncSession, app: AppSnapshot | None, index: int, body: Any
 ) -> tuple[dict[str, Any], Recording | None]:
     """One event's result entry and what it records; never raises for a bad event."""
     if app is None:
@@ -245,7 +261,7 @@ async def _batch_item(
         event = normalise_plugin_body(body if isinstance(body, dict) else {}, StatsBody)
     except ApiError as error:
         return _error_entry(index, error.code, error.message), None
-    outcome = await count_event(session, event)
+    outcome = await count_event(session, event, app)
     if isinstance(outcome, EventRefusal):
         entry = _error_entry(index, outcome.code, outcome.message)
         return {**entry, "moreInfo": outcome.more_info}, None
@@ -269,7 +285,8 @@ async def post_stats(request: Request, session: Session) -> JSONResponse:
     if not events:
         return JSONResponse({"status": "ok", "results": []})
     app_id = _batch_app_id(events)
-    app = await session.get(App, app_id)
+    cache: UpdateCache = request.app.state.update_cache
+    app = await cache.get(app_id)
     if not isinstance(body, list):
         record_later(request, await _single(session, app, body))
         return JSONResponse({"status": "ok"})

@@ -2,22 +2,31 @@
 bundles those channels offer and (when there are not too many) its device overrides.
 
 Every installed app asks ``/updates`` on every launch, and the answer depends on a handful of rows
-that change only when a developer acts. So each worker process keeps an :class:`AppSnapshot` per
-app and answers from memory; only a cold or expired app costs database reads.
+that change only when a developer (or a device choosing its channel) acts. So each worker process
+keeps an :class:`AppSnapshot` per app and answers from memory: a warm request reads nothing from
+the database.
 
-How a change reaches the answers (the staleness bound):
+How a change reaches the answers:
 
-* **In the worker that made it, at once.** SQLAlchemy session events note every app whose
-  ``apps``, ``channels``, ``app_versions`` or ``channel_devices`` rows a session wrote (ORM
-  objects, and bulk ``insert``/``update``/``delete`` statements on those tables); when the
-  session commits, those apps are dropped from every cache of the process. Nothing has to
-  remember to call an invalidation hook, whichever service made the change.
-* **In every other worker, within** :data:`TTL_SECONDS` (plus the duration of one reload): a
-  snapshot is reloaded once it is that old. Workers share nothing but the database.
+* **Noticing it.** SQLAlchemy session events note every app whose ``apps``, ``channels``,
+  ``app_versions`` or ``channel_devices`` rows a session writes (ORM objects, and bulk
+  ``insert``/``update``/``delete`` statements on those tables, whose apps are read from the
+  statement or, failing that, selected with its WHERE clause). Nothing has to remember to call
+  a hook, whichever service makes the change.
+* **Stamping it.** In the same transaction, those apps' ``apps.updated_at`` is set to now: the
+  app's version stamp, which every worker can see once the change commits.
+* **In the worker that made it, at once.** When the session commits, the apps are dropped from
+  every cache of the process.
+* **In every other worker, within** :data:`POLL_SECONDS` (1 s) plus one query: once a second
+  each worker asks ``SELECT app_id, updated_at FROM apps WHERE updated_at >= <last poll - slack>``
+  (and the number of apps, which catches apps created or deleted) and drops the snapshots whose
+  stamp moved. Workers share nothing but the database; the cost is two small queries per second
+  per worker, whatever the traffic.
+* **Whatever else happens** (a raw SQL change, another program): no snapshot is used for more
+  than :data:`MAX_AGE_SECONDS`.
 
-A reload that overlaps a commit touching the same app is not kept (a generation counter per app),
-so a snapshot read before a change can never outlive it by more than the TTL. Writes that bypass
-the ORM session (raw connections, another program) are covered by the TTL alone.
+A load that overlaps an invalidation of the same app is not kept (a generation counter per
+app), so a snapshot read before a change cannot outlive it.
 
 Unknown apps are not cached (an attacker could fill memory with made-up ids); at most
 :data:`MAX_APPS` snapshots are kept (the oldest loaded goes first).
@@ -26,26 +35,37 @@ Unknown apps are not cached (an attacker could fill memory with made-up ids); at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.schema import Column
 
+from capgo_server.clock import utcnow
 from capgo_server.models import App, Bundle, Channel, ChannelOverride
 from capgo_server.plugin.common import PLATFORMS
 
-#: How long a worker answers from a snapshot before reading the app again: the longest a change
-#: made through another worker takes to reach this one's answers.
-TTL_SECONDS = 1.0
+#: How often a worker looks for apps changed by other workers: the longest a change made
+#: through another worker takes to reach this one's answers (plus one query).
+POLL_SECONDS = 1.0
+#: Changed stamps are looked for this far before the previous poll, so a transaction that
+#: commits a while after it stamped (or a worker whose clock is a little behind) is still seen.
+POLL_SLACK = timedelta(seconds=30)
+#: No snapshot is used longer than this, whatever the polls say.
+MAX_AGE_SECONDS = 60.0
 #: Apps with more overrides than this are not cached: their override is read per request.
 MAX_CACHED_OVERRIDES = 10_000
+#: Apps with more bundles than this keep no bundle names in memory (``/stats`` then asks the
+#: database which bundle a device names).
+MAX_CACHED_BUNDLE_NAMES = 5_000
 #: Snapshots kept per worker.
 MAX_APPS = 10_000
 
@@ -62,6 +82,7 @@ _WATCHED_TYPES = (App, Channel, Bundle, ChannelOverride)
 #: Deleting an organization deletes its apps in the database (ON DELETE CASCADE).
 _CASCADING_TABLES = frozenset({"orgs"})
 _TOUCHED = "capgo_update_cache_touched"
+_STAMPED = "capgo_update_cache_stamped"
 #: Stands for "every app": a change whose app could not be told.
 EVERY_APP = "*"
 
@@ -78,6 +99,8 @@ class AppSnapshot:
     bundles: dict[int, Bundle]
     #: device id -> channel id; ``None`` when the app has too many overrides to cache.
     overrides: dict[str, int] | None
+    #: bundle name -> (id, deleted), every bundle of the app (``/stats``); ``None``: too many.
+    bundle_names: dict[str, tuple[int, bool]] | None
     loaded_at: float
 
 
@@ -106,6 +129,19 @@ async def load_snapshot(session: AsyncSession, app_id: str) -> AppSnapshot | Non
             )
         )
         overrides = {device_id: channel_id for device_id, channel_id in rows}
+    names = (
+        await session.execute(
+            select(Bundle.name, Bundle.id, Bundle.deleted)
+            .where(Bundle.app_id == app_id)
+            .order_by(Bundle.id)
+            .limit(MAX_CACHED_BUNDLE_NAMES + 1)
+        )
+    ).all()
+    bundle_names: dict[str, tuple[int, bool]] | None = None
+    if len(names) <= MAX_CACHED_BUNDLE_NAMES:
+        bundle_names = {}
+        for name, bundle_id, deleted in names:
+            bundle_names.setdefault(name, (bundle_id, deleted))
     public = {
         platform: next((c for c in channels if c.public and getattr(c, platform)), None)
         for platform in PLATFORMS
@@ -117,6 +153,7 @@ async def load_snapshot(session: AsyncSession, app_id: str) -> AppSnapshot | Non
         public_by_platform=public,
         bundles=bundles,
         overrides=overrides,
+        bundle_names=bundle_names,
         loaded_at=time.monotonic(),
     )
 
@@ -127,27 +164,37 @@ class UpdateCache:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        ttl: float = TTL_SECONDS,
+        poll_seconds: float = POLL_SECONDS,
+        max_age: float = MAX_AGE_SECONDS,
         max_apps: int = MAX_APPS,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self.ttl = ttl
+        self.poll_seconds = poll_seconds
+        self.max_age = max_age
         self.max_apps = max_apps
         self._snapshots: dict[str, AppSnapshot] = {}
         self._loading: dict[str, asyncio.Future[AppSnapshot | None]] = {}
         # Bumped by every invalidation; a load that saw another value is not kept.
         self._generation: dict[str, int] = {}
         self._epoch = 0
+        self._next_poll = time.monotonic() + poll_seconds
+        self._polled_at: datetime | None = None
+        self._app_count: int | None = None
         self.loads = 0
+        self.polls = 0
         _CACHES.add(self)
 
     async def get(self, app_id: str) -> AppSnapshot | None:
-        """The app's snapshot, read from the database when cold or older than the TTL."""
+        """The app's snapshot, read from the database when cold, changed or too old."""
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + self.poll_seconds  # one poll at a time
+            await self._poll()
         snapshot = self._snapshots.get(app_id)
-        if snapshot is not None and time.monotonic() - snapshot.loaded_at < self.ttl:
+        if snapshot is not None and now - snapshot.loaded_at < self.max_age:
             return snapshot
         pending = self._loading.get(app_id)
-        if pending is not None:  # one reload per app at a time; the others wait for it
+        if pending is not None:  # one load per app at a time; the others wait for it
             return await asyncio.shield(pending)
         future: asyncio.Future[AppSnapshot | None] = asyncio.get_running_loop().create_future()
         self._loading[app_id] = future
@@ -176,6 +223,35 @@ class UpdateCache:
                 del self._snapshots[next(iter(self._snapshots))]
             self._snapshots[app_id] = snapshot
         return snapshot
+
+    async def _poll(self) -> None:
+        """Drop the snapshots of apps other workers changed (their stamp moved), and all of
+        them when apps were created or deleted."""
+        started = utcnow()
+        since = (self._polled_at or started) - POLL_SLACK
+        self.polls += 1
+        try:
+            async with self._sessionmaker() as session:
+                count = await session.scalar(select(func.count()).select_from(App))
+                changed = (
+                    await session.execute(
+                        select(App.app_id, App.updated_at).where(App.updated_at >= since)
+                    )
+                ).all()
+        except Exception:  # keep answering from memory; the next poll retries
+            self._next_poll = time.monotonic()
+            raise
+        if self._app_count is not None and count != self._app_count:
+            self.invalidate({EVERY_APP})
+        self._app_count = count
+        moved = {
+            app_id
+            for app_id, stamp in changed
+            if app_id in self._snapshots and self._snapshots[app_id].app.updated_at != stamp
+        }
+        if moved:
+            self.invalidate(moved)
+        self._polled_at = started
 
     def invalidate(self, app_ids: set[str]) -> None:
         """Forget these apps (:data:`EVERY_APP` among them: forget everything)."""
@@ -215,11 +291,31 @@ def _app_id_of(instance: object) -> str | None:
 
 
 def _note_flush(session: Session, _flush_context: Any) -> None:
+    stamped: set[str] = session.info.setdefault(_STAMPED, set())
     for instance in (*session.new, *session.dirty, *session.deleted):
         if isinstance(instance, _WATCHED_TYPES):
-            _touched(session).add(_app_id_of(instance) or EVERY_APP)
+            app_id = _app_id_of(instance) or EVERY_APP
+            _touched(session).add(app_id)
+            if isinstance(instance, App) and instance not in session.deleted:
+                stamped.add(app_id)  # its own updated_at moves with this flush
         elif getattr(instance, "__tablename__", None) in _CASCADING_TABLES:
             _touched(session).add(EVERY_APP)
+
+
+def _stamp(session: Session) -> None:
+    """Move ``updated_at`` of the apps this transaction changed, so other workers see it."""
+    touched = session.info.get(_TOUCHED)
+    if not touched:
+        return
+    stamped: set[str] = session.info.setdefault(_STAMPED, set())
+    todo = sorted(touched - stamped - {EVERY_APP})
+    if not todo:
+        return
+    stamped.update(todo)
+    table = cast(Table, App.__table__)
+    session.connection().execute(
+        update(table).where(table.c.app_id.in_(todo)).values(updated_at=utcnow())
+    )
 
 
 def _statement_app_id(statement: Any) -> str | None:
@@ -240,14 +336,35 @@ def _statement_app_id(statement: Any) -> str | None:
     return None
 
 
+def _statement_app_ids(state: ORMExecuteState, table: Any) -> set[str]:
+    """The apps a bulk statement on a watched table writes (empty: could not tell)."""
+    statement: Any = state.statement
+    if state.is_insert:
+        parameters: Any = state.parameters
+        rows: list[Any] = parameters if isinstance(parameters, list) else [parameters]
+        found = {row["app_id"] for row in rows if row and isinstance(row.get("app_id"), str)}
+        with contextlib.suppress(Exception):
+            value = statement.compile().params.get("app_id")
+            if isinstance(value, str):
+                found.add(value)
+        return found
+    single = _statement_app_id(statement)
+    if single is not None:
+        return {single}
+    if statement.whereclause is None or "app_id" not in table.c:
+        return set()
+    # Ask the database which apps the statement is about to touch.
+    selected = state.session.execute(select(table.c.app_id).where(statement.whereclause).distinct())
+    return {app_id for (app_id,) in selected}
+
+
 def _note_statement(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     table = getattr(state.statement, "table", None)
     name = getattr(table, "name", None)
     if name in WATCHED_TABLES:
-        touched = _touched(state.session)
-        touched.add((None if state.is_insert else _statement_app_id(state.statement)) or EVERY_APP)
+        _touched(state.session).update(_statement_app_ids(state, table) or {EVERY_APP})
     elif name in _CASCADING_TABLES:
         _touched(state.session).add(EVERY_APP)
 
@@ -266,9 +383,12 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     # savepoint keeps its notes; a needless invalidation costs one reload.
     if transaction.parent is None:
         session.info.pop(_TOUCHED, None)
+        session.info.pop(_STAMPED, None)
 
 
 event.listen(Session, "after_flush", _note_flush)
+event.listen(Session, "after_flush_postexec", lambda session, _: _stamp(session))
+event.listen(Session, "before_commit", _stamp)
 event.listen(Session, "do_orm_execute", _note_statement)
 event.listen(Session, "after_commit", _after_commit)
 event.listen(Session, "after_transaction_end", _after_transaction_end)

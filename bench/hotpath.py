@@ -1,0 +1,496 @@
+"""The device hot path: ``POST /updates`` under load, against the framework's own ceiling.
+
+    .venv/bin/python bench/hotpath.py --engine sqlite
+    .venv/bin/python bench/hotpath.py --engine postgresql --workers 1
+    .venv/bin/python bench/hotpath.py --engine postgresql --workers 2
+    .venv/bin/python bench/hotpath.py --engine sqlite --duration 30 --soak 600   # RSS over 10 min
+    .venv/bin/python bench/hotpath.py --table     # the Markdown table of bench/results/hotpath-*
+
+One run, on one machine, with the same uvicorn options for both servers:
+
+1. **The ceiling.** A bare FastAPI app (``bench/hotpath_bare.py``: one route answering a constant
+   JSON body) is served by uvicorn exactly as ``capgo-server serve`` serves the real app, and
+   driven with the same ``wrk`` script.
+2. **The dataset**, built through the service's own code: ``capgo-server create-user``, then over
+   the HTTP API 100 apps, 20 bundles and 5 channels each, and 2,000 device overrides
+   (``POST /device``); then 100,000 known devices (1,000 per app), written by the recorder's own
+   batch writer (``plugin.recording.write_batch``, what ``/updates`` and ``/stats`` record).
+3. **The load**: ``wrk`` (one thread, 32 connections, from a separate process on loopback) with
+   ``bench/hotpath.lua``. Of every 11 requests, 10 are ``POST /updates`` -- 40 % devices already
+   up to date, 30 % devices that get an update, 10 % devices with an override (offered their
+   override channel's bundle), 20 % devices never seen before -- and 1 is ``POST /stats`` (a
+   ``set`` event). The script checks every answer: a non-200 status, a ``blocked``/``failed``
+   refusal, or an unexpected kind of answer counts as an error.
+4. Optionally (``--soak S``), a longer run at the same load, with the server's resident memory
+   (RSS, summed over its worker processes) read at its start and end.
+
+Rate limits are raised for the benchmark (``CAPGO_RATE_LIMIT_*`` to 10^9): it measures the path,
+not the limiter, which would refuse a single client address sending thousands of requests per
+second.
+
+Results go to ``bench/results/hotpath-<engine>-w<workers>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+VENV_BIN = Path(sys.executable).parent
+LUA = BENCH / "hotpath.lua"
+PG_URL = os.environ.get(
+    "CAPGO_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+
+APPS = 100
+BUNDLES_PER_APP = 20
+CHANNELS = ("production", "beta", "development", "staging", "nightly")
+DEVICES_PER_APP = 1_000
+OVERRIDES_PER_APP = 20
+LATEST = f"1.0.{BUNDLES_PER_APP - 1}"
+SECRET = "hotpath-benchmark-secret-0123456789abcdef"
+UNLIMITED = str(10**9)
+
+
+def app_id(index: int) -> str:
+    return f"com.bench.app{index:03d}"
+
+
+def device_id(app: int, n: int) -> str:
+    """Known device ``n`` of app ``app`` (hotpath.lua builds the same ids)."""
+    return f"{app:08x}-{n:04x}-4000-8000-000000000000"
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not start")
+
+
+@contextlib.contextmanager
+def serving(command: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[int]:
+    """Run a server until the block ends (SIGTERM, as an operator would); yields its pid."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
+    try:
+        wait_until_up(url)
+        yield process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+            found.extend(int(child) for child in text.split())
+    return found
+
+
+def _rss_kib(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def server_rss_mib(pid: int) -> dict[str, Any]:
+    """RSS of the serving processes: the workers (uvicorn's children, or the process itself
+    when it serves alone; the multiprocessing resource tracker is left out)."""
+    workers = [p for p in _children(pid) if "resource_tracker" not in _cmdline(p)] or [pid]
+    per_worker = [round(_rss_kib(p) / 1024, 1) for p in workers]
+    return {"workers": per_worker, "total": round(sum(per_worker), 1)}
+
+
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
+
+
+def wrk(url: str, duration: int, connections: int, threads: int) -> dict[str, Any]:
+    """Run wrk with hotpath.lua; its JSON summary plus the latency percentiles."""
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    load_before = os.getloadavg()[0]
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    match = re.search(r"^HOTPATH (\{.*\})$", completed.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no summary:\n{completed.stdout}\n{completed.stderr}")
+    summary: dict[str, Any] = json.loads(match.group(1))
+    summary["rps"] = round(summary["requests"] / summary["duration_s"], 1)
+    # The machine's 1-minute load average around the run: other work competing for the CPUs.
+    summary["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return summary
+
+
+# --- the dataset -------------------------------------------------------------------------------
+
+
+async def seed_api(base: str, key: str, org_id: str, concurrency: int) -> None:
+    """Apps, bundles, channels and overrides through the HTTP API."""
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(
+        base_url=base, headers={"authorization": key}, timeout=60, limits=limits
+    ) as http:
+
+        async def call(path: str, body: dict[str, Any]) -> None:
+            response = await http.post(path, json=body)
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} {body}: {response.status_code} {response.text}")
+
+        async def one_app(index: int) -> None:
+            app = app_id(index)
+            await call("/app", {"app_id": app, "name": f"Bench {index}", "owner_org": org_id})
+            for n in range(BUNDLES_PER_APP):
+                version = f"1.0.{n}"
+                await call(
+                    "/bundle",
+                    {
+                        "app_id": app,
+                        "version": version,
+                        "external_url": f"https://cdn.example.com/{app}/{version}.zip",
+                        "checksum": f"{index:04x}{n:04x}",
+                    },
+                )
+            for position, name in enumerate(CHANNELS):
+                await call(
+                    "/channel",
+                    {
+                        "app_id": app,
+                        "channel": name,
+                        "version": f"1.0.{BUNDLES_PER_APP - 1 - position}",
+                        "public": name == "production",
+                        "ios": True,
+                        "android": True,
+                        "electron": True,
+                        "allow_device_self_set": name != "production",
+                        "disableAutoUpdate": "major",
+                        "disableAutoUpdateUnderNative": True,
+                    },
+                )
+            for n in range(OVERRIDES_PER_APP):
+                await call(
+                    "/device", {"app_id": app, "device_id": device_id(index, n), "channel": "beta"}
+                )
+
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in range(APPS):
+            queue.put_nowait(index)
+
+        async def worker() -> None:
+            while not queue.empty():
+                await one_app(queue.get_nowait())
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def seed_devices(database_url: str) -> None:
+    """100,000 known devices, seen yesterday and today, by the recorder's batch writer."""
+    from datetime import timedelta
+
+    from capgo_server.clock import utcnow
+    from capgo_server.db.engine import make_engine, make_sessionmaker
+    from capgo_server.plugin.recording import DeviceSeen, Recording, write_batch
+
+    engine = make_engine(database_url)
+    sessionmaker = make_sessionmaker(engine)
+    now = utcnow()
+    try:
+        for index in range(APPS):
+            recordings = []
+            for n in range(DEVICES_PER_APP):
+                for at in (now - timedelta(days=1), now):
+                    recording = Recording(app_id(index), device_id(index, n), at=at)
+                    recording.device = DeviceSeen(
+                        app_id=app_id(index),
+                        device_id=device_id(index, n),
+                        platform="android",
+                        plugin_version="7.17.0",
+                        os_version="14",
+                        version_build="1.0.0",
+                        version_name=LATEST,
+                        custom_id="",
+                        is_prod=True,
+                        is_emulator=False,
+                        default_channel=None,
+                        key_id=None,
+                    )
+                    recording.event("get", LATEST)
+                    recording.count(LATEST, "get")
+                    recordings.append(recording)
+            async with sessionmaker() as session, session.begin():
+                await write_batch(session, recordings)
+    finally:
+        await engine.dispose()
+
+
+# --- one configuration -------------------------------------------------------------------------
+
+
+def server_env(data_dir: Path, database_url: str | None, port: int) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "CAPGO_DATA_DIR": str(data_dir),
+        "CAPGO_SECRET": SECRET,
+        "CAPGO_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CAPGO_RATE_LIMIT_DEVICE_PER_MINUTE": UNLIMITED,
+        "CAPGO_RATE_LIMIT_IP_PER_MINUTE": UNLIMITED,
+        "CAPGO_RATE_LIMIT_API_KEY_PER_MINUTE": UNLIMITED,
+    }
+    if database_url:
+        env["CAPGO_DATABASE_URL"] = database_url
+    else:
+        env.pop("CAPGO_DATABASE_URL", None)
+    return env
+
+
+async def _pg_admin(statement: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_URL)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="capgo-hotpath-"))
+    log = work / "server.log"
+    database_url: str | None = None
+    pg_name = f"capgo_hotpath_{uuid.uuid4().hex[:8]}"
+    if args.engine == "postgresql":
+        from sqlalchemy.engine import make_url
+
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{pg_name}"'))
+        database_url = make_url(PG_URL).set(database=pg_name).render_as_string(False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(work / "data", database_url, port)
+    workers = ["--workers", str(args.workers)]
+    result: dict[str, Any] = {
+        "engine": args.engine,
+        "workers": args.workers,
+        "connections": args.connections,
+        "wrk_threads": args.threads,
+        "duration_s": args.duration,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "dataset": {
+            "apps": APPS,
+            "channels_per_app": len(CHANNELS),
+            "bundles_per_app": BUNDLES_PER_APP,
+            "known_devices": APPS * DEVICES_PER_APP,
+            "overrides": APPS * OVERRIDES_PER_APP,
+        },
+    }
+    try:
+        # 1. The framework's ceiling, same uvicorn options.
+        bare = [
+            str(VENV_BIN / "python"),
+            str(BENCH / "hotpath_bare.py"),
+            "--port",
+            str(port),
+            *workers,
+        ]
+        with serving(bare, env, f"{base}/updates", log):
+            wrk(f"{base}", 3, args.connections, args.threads)  # warm-up
+            result["bare"] = wrk(base, args.duration, args.connections, args.threads)
+        print(f"bare: {result['bare']['rps']} req/s", flush=True)
+
+        # 2. The dataset.
+        subprocess.run(
+            [str(VENV_BIN / "capgo-server"), "migrate"], env=env, check=True, capture_output=True
+        )
+        created = subprocess.run(
+            [
+                str(VENV_BIN / "capgo-server"),
+                "create-user",
+                "bench@example.com",
+                "--org-name",
+                "Bench",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        account = json.loads(created.stdout)
+        started = time.monotonic()
+        serve = [str(VENV_BIN / "capgo-server"), "serve", "--port", str(port), *workers]
+        with serving(serve, env, f"{base}/ok", log):
+            # One writer at a time on SQLite: concurrent API writes there can fail with
+            # "database is locked" (a deferred transaction cannot upgrade to a write lock).
+            concurrency = 1 if args.engine == "sqlite" else 8
+            asyncio.run(seed_api(base, account["apikey"], account["org_id"], concurrency))
+        asyncio.run(
+            seed_devices(database_url or f"sqlite+aiosqlite:///{work / 'data' / 'capgo.db'}")
+        )
+        result["seed_s"] = round(time.monotonic() - started, 1)
+        print(f"seeded in {result['seed_s']} s", flush=True)
+
+        # 3. The load.
+        with serving(serve, env, f"{base}/ok", log) as pid:
+            wrk(base, 5, args.connections, args.threads)  # warm-up: caches, connections
+            result["updates"] = wrk(base, args.duration, args.connections, args.threads)
+            print(f"updates: {result['updates']['rps']} req/s", flush=True)
+            if args.soak:
+                start_rss = server_rss_mib(pid)
+                soak = wrk(base, args.soak, args.connections, args.threads)
+                result["soak"] = {
+                    "duration_s": args.soak,
+                    "rps": soak["rps"],
+                    "errors": soak["errors"],
+                    "latency_ms": soak["latency_ms"],
+                    "rss_mib_start": start_rss,
+                    "rss_mib_end": server_rss_mib(pid),
+                }
+                print(f"soak: {result['soak']}", flush=True)
+        result["ratio_to_bare"] = round(result["updates"]["rps"] / result["bare"]["rps"], 3)
+        result["recorded"] = count_rows(database_url, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}", flush=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+        if args.engine == "postgresql" and not args.keep:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+    return result
+
+
+def count_rows(database_url: str | None, work: Path) -> dict[str, int]:
+    """Rows the run left behind (after the server's shutdown flush)."""
+    from sqlalchemy import func, select
+
+    from capgo_server.db.engine import make_engine
+    from capgo_server.models import DailyVersion, Device, DeviceActivity, StatsEvent
+
+    async def count() -> dict[str, int]:
+        engine = make_engine(database_url or f"sqlite+aiosqlite:///{work / 'data' / 'capgo.db'}")
+        try:
+            async with engine.connect() as connection:
+                counts = {}
+                for model in (Device, DeviceActivity, StatsEvent):
+                    counts[model.__tablename__] = int(
+                        await connection.scalar(select(func.count()).select_from(model)) or 0
+                    )
+                counts["daily_version_get"] = int(
+                    await connection.scalar(select(func.sum(DailyVersion.get))) or 0
+                )
+                return counts
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+def table() -> str:
+    rows = [
+        "| Engine | Workers | `/updates` req/s | Bare FastAPI req/s | Ratio | p50 | p99 | Errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("hotpath-*.json")):
+        r = json.loads(path.read_text())
+        u = r["updates"]
+        rows.append(
+            f"| {r['engine']} | {r['workers']} | {u['rps']:,.0f} | {r['bare']['rps']:,.0f} | "
+            f"{r["ratio_to_bare"]:.2f}x | {u['latency_ms']['p50']:.1f} ms | "
+            f"{u['latency_ms']['p99']:.1f} ms | {u['errors']} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--duration", type=int, default=30, help="seconds of measured load")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--soak", type=int, default=0, help="seconds of a further run for RSS")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir / database")
+    parser.add_argument("--table", action="store_true", help="print the results table and exit")
+    args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
+    if args.engine is None:
+        parser.error("--engine is required")
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    result = run(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"hotpath-{args.engine}-w{args.workers}.json"
+    if out.exists() and not args.soak:  # keep an earlier soak's memory figures
+        previous = json.loads(out.read_text())
+        if "soak" in previous:
+            result["previous_soak"] = previous["soak"]
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("engine", "workers", "ratio_to_bare")}))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

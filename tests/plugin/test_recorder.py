@@ -1,0 +1,85 @@
+"""Device bookkeeping is batched off the request path (plugin.recorder): it waits in memory while
+the server is busy, and whatever waits is written when the application shuts down."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from capgo_server.app import create_app
+from capgo_server.db.engine import make_engine
+from capgo_server.models import DailyVersion, Device, DeviceActivity, StatsEvent
+from capgo_server.plugin.recorder import Recorder
+from capgo_server.settings import Settings
+from tests.conftest import Account, make_account
+from tests.plugin.updates_support import APP_ID, DEVICE, answer, offered, seed
+
+
+async def recorded(database_url: str) -> tuple[list[str], list[str], list[str], list[int]]:
+    """(devices, activity, events, "get" counts) as the database holds them, read apart from
+    any application."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            devices = list(await connection.scalars(select(Device.device_id)))
+            active = list(await connection.scalars(select(DeviceActivity.device_id)))
+            events = list(await connection.scalars(select(StatsEvent.action)))
+            gets = list(await connection.scalars(select(DailyVersion.get)))
+        return devices, active, events, gets
+    finally:
+        await engine.dispose()
+
+
+async def test_a_recording_waiting_at_shutdown_is_written(
+    settings: Settings, database_url: str, app: FastAPI
+) -> None:
+    """SIGTERM makes uvicorn leave the lifespan: the recorder writes what it holds first."""
+    del app  # the fixture empties the tables afterwards
+    server = create_app(settings)
+    async with server.router.lifespan_context(server):
+        recorder: Recorder = server.state.recorder
+        recorder.interval = 3600  # no periodic write during the test
+        recorder.request_started()  # another device request in progress: no write at once
+        transport = httpx.ASGITransport(app=server)
+        async with httpx.AsyncClient(transport=transport, base_url="http://capgo.test") as client:
+            owner = await make_account(server, "owner@example.com", "Owner Org")
+            await seed(client, owner)
+            await client.post(
+                "/channel",
+                json={"app_id": APP_ID, "channel": "production", "version": "1.361.0"},
+                headers=owner.headers,
+            )
+            assert await answer(client, version_name="1.0.0") == offered("1.361.0")
+        assert recorder.pending == 1
+        assert await recorded(database_url) == ([], [], [], [])
+    # The lifespan has ended (the engine is disposed): the recording is in the database.
+    assert recorder.pending == 0
+    assert await recorded(database_url) == ([DEVICE], [DEVICE], ["get"], [1])
+
+
+async def test_an_idle_server_writes_at_once(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, database_url: str
+) -> None:
+    await seed(client, alice)
+    await answer(client, version_name="1.0.0")
+    assert app.state.recorder.pending == 0
+    devices, active, events, _ = await recorded(database_url)
+    assert (devices, active, events) == ([DEVICE], [DEVICE], ["noNew"])
+
+
+async def test_a_busy_server_writes_within_a_flush(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, database_url: str
+) -> None:
+    await seed(client, alice)
+    recorder: Recorder = app.state.recorder
+    recorder.request_started()  # pretend another device request is in progress
+    try:
+        for _ in range(3):
+            await answer(client, version_name="1.0.0")
+        assert recorder.pending == 3
+        await recorder.flush()  # what the periodic writer does within a second
+    finally:
+        await recorder.request_finished()
+    devices, active, events, _ = await recorded(database_url)
+    assert (devices, active, events) == ([DEVICE], [DEVICE], ["noNew"] * 3)

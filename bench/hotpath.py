@@ -454,7 +454,7 @@ def table() -> str:
         u = r["updates"]
         rows.append(
             f"| {r['engine']} | {r['workers']} | {u['rps']:,.0f} | {r['bare']['rps']:,.0f} | "
-            f"{r["ratio_to_bare"]:.2f}x | {u['latency_ms']['p50']:.1f} ms | "
+            f"{r['ratio_to_bare']:.2f}x | {u['latency_ms']['p50']:.1f} ms | "
             f"{u['latency_ms']['p99']:.1f} ms | {u['errors']} |"
         )
     return "\n".join(rows)

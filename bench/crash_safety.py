@@ -1110,8 +1110,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--min-run", type=float, default=1.0, help="least seconds of load")
-    parser.add_argument("--max-run", type=float, default=4.0, help="most seconds of load")
+    parser.add_argument("--min-run", type=float, default=1.5, help="least seconds of load")
+    parser.add_argument("--max-run", type=float, default=6.0, help="most seconds of load")
     parser.add_argument(
         "--finalize-share",
         type=float,

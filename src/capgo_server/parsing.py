@@ -146,3 +146,24 @@ def documented_body(model: type[BaseModel], *, required: bool = True) -> dict[st
             "content": {"application/json": {"schema": model.model_json_schema()}},
         }
     }
+
+
+def documented_query(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` listing ``model``'s fields as query parameters, for handlers that read
+    the query string themselves (:func:`body_or_query` on GET). ``required=False`` marks every
+    parameter optional (a route that takes the same fields from its body or its query)."""
+    schema = model.model_json_schema(by_alias=True)
+    needed = set(schema.get("required", [])) if required else set()
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": name in needed, "schema": field}
+            for name, field in schema["properties"].items()
+        ]
+    }
+
+
+def documented_body_or_query(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` of a non-GET :func:`body_or_query` route: a JSON body, or the same
+    fields in the query string when there is none."""
+    body = documented_body(model, required=False)
+    return body | documented_query(model, required=False)

@@ -14,10 +14,13 @@ from capgo_server.apikeys.schemas import (
 )
 from capgo_server.auth.principal import AllModeKey
 from capgo_server.db.session import Session
+from capgo_server.openapi import API_ERRORS, error_responses
 from capgo_server.parsing import documented_body, strict_json_body
 from capgo_server.routing import router
 
-apikey_router = router(prefix="/apikey", tags=["apikeys"])
+apikey_router = router(
+    prefix="/apikey", tags=["apikeys"], responses=API_ERRORS | error_responses(404)
+)
 
 
 @apikey_router.get("", response_model=list[ApiKeyOut])

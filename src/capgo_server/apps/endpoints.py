@@ -8,14 +8,21 @@ from capgo_server.apps import service
 from capgo_server.apps.schemas import AppCreate, AppListQuery, AppOut, AppUpdate, StatusOk
 from capgo_server.auth.principal import AppReadKey, WriteKey
 from capgo_server.db.session import Session
-from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
+from capgo_server.openapi import API_ERRORS, error_responses
+from capgo_server.parsing import (
+    body_or_query,
+    documented_body,
+    documented_query,
+    strict_json_body,
+    validate,
+)
 from capgo_server.routing import router
 from capgo_server.storage.cleanup import remove_stored
 
-apps_router = router(prefix="/app", tags=["apps"])
+apps_router = router(prefix="/app", tags=["apps"], responses=API_ERRORS | error_responses(403))
 
 
-@apps_router.get("", response_model=list[AppOut])
+@apps_router.get("", response_model=list[AppOut], openapi_extra=documented_query(AppListQuery))
 async def list_apps(request: Request, session: Session, principal: AppReadKey) -> list[AppOut]:
     """The apps the key may read, oldest first (``page``, ``limit`` up to 100, ``org_id``)."""
     query = validate(AppListQuery, await body_or_query(request))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import JsDatetime, Page
 
 #: Longest ``retention`` accepted (seconds, two years): ``PUT /app`` refuses this and above.
 MAX_RETENTION_SECONDS = 63_113_904
@@ -33,7 +33,7 @@ class AppOut(BaseModel):
 
 
 class AppListQuery(BaseModel):
-    page: int = Field(default=0, ge=0)
+    page: Page = 0
     limit: int = Field(default=50, ge=1, description="Rows per page (at most 100).")
     org_id: str | None = Field(default=None, description="Only the apps of this organization.")
 

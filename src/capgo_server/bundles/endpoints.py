@@ -23,19 +23,22 @@ from capgo_server.bundles.schemas import (
 )
 from capgo_server.db.session import Session
 from capgo_server.errors import ApiError, invalid_body
-from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
+from capgo_server.openapi import API_ERRORS
+from capgo_server.parsing import (
+    body_or_query,
+    documented_body,
+    documented_body_or_query,
+    documented_query,
+    strict_json_body,
+    validate,
+)
 from capgo_server.routing import router
 from capgo_server.storage.cleanup import remove_stored
 from capgo_server.validation import checked_app_id, request_app_id
 
-bundles_router = router(tags=["bundles"])
+bundles_router = router(tags=["bundles"], responses=API_ERRORS)
 
-_LIST_QUERY = {
-    "parameters": [
-        {"name": name, "in": "query", "required": name == "app_id", "schema": schema}
-        for name, schema in BundleQueryDoc.model_json_schema()["properties"].items()
-    ]
-}
+_LIST_QUERY = documented_query(BundleQueryDoc)
 
 
 async def list_bundles(request: Request, session: Session, principal: ReadKey) -> list[BundleOut]:
@@ -81,7 +84,7 @@ for _path, _legacy in (("/bundle", False), ("/versions", True)):
         delete_bundles,
         methods=["DELETE"],
         response_model=StatusOk,
-        openapi_extra=documented_body(BundleDeleteDoc),
+        openapi_extra=documented_body_or_query(BundleDeleteDoc),
         operation_id=f"delete_{_name}",
         summary="Delete bundles" + (" (legacy path)" if _legacy else ""),
         deprecated=_legacy,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import JsDatetime, Page
 
 #: ``key_id`` is the first 20 characters of the public key a bundle was encrypted with.
 MAX_KEY_ID_LENGTH = 20
@@ -53,11 +53,11 @@ class BundleQueryDoc(BaseModel):
     """The query of ``GET /bundle`` (``appid`` is the legacy spelling of ``app_id``)."""
 
     app_id: str
-    page: int = Field(default=0, ge=0)
+    page: Page = 0
 
 
 class BundleListQuery(BaseModel):
-    page: int = Field(default=0, ge=0)
+    page: Page = 0
 
 
 class BundleDeleteDoc(BaseModel):

@@ -16,11 +16,19 @@ from capgo_server.channels.schemas import (
     StatusOk,
 )
 from capgo_server.db.session import Session
-from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
+from capgo_server.openapi import API_ERRORS
+from capgo_server.parsing import (
+    body_or_query,
+    documented_body,
+    documented_body_or_query,
+    documented_query,
+    strict_json_body,
+    validate,
+)
 from capgo_server.routing import router
 from capgo_server.validation import checked_app_id
 
-channels_router = router(prefix="/channel", tags=["channels"])
+channels_router = router(prefix="/channel", tags=["channels"], responses=API_ERRORS)
 
 
 def _app_id(data: dict[str, Any]) -> str:
@@ -28,7 +36,11 @@ def _app_id(data: dict[str, Any]) -> str:
     return checked_app_id(data.get("app_id") or data.get("appid"), data)
 
 
-@channels_router.get("", response_model=ChannelOut | list[ChannelOut])
+@channels_router.get(
+    "",
+    response_model=ChannelOut | list[ChannelOut],
+    openapi_extra=documented_query(ChannelQuery),
+)
 async def get_channels(request: Request, session: Session, principal: ReadKey) -> Any:
     """One channel (``channel``), or the app's channels, 50 per ``page``, oldest first."""
     data = await body_or_query(request)
@@ -48,7 +60,9 @@ async def save_channel(request: Request, session: Session, principal: WriteKey) 
     return StatusOk()
 
 
-@channels_router.delete("", response_model=StatusOk, openapi_extra=documented_body(ChannelDelete))
+@channels_router.delete(
+    "", response_model=StatusOk, openapi_extra=documented_body_or_query(ChannelDelete)
+)
 async def delete_channel(request: Request, session: Session, principal: WriteKey) -> StatusOk:
     """Delete a channel and its device overrides (admin, key of mode ``all``)."""
     data = await body_or_query(request)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import JsDatetime, Page
 
 DisableAutoUpdate = Literal["major", "minor", "patch", "version_number", "none"]
 
@@ -58,7 +58,7 @@ class ChannelQuery(BaseModel):
     app_id: str | None = None
     appid: str | None = None
     channel: str | None = Field(default=None, description="One channel by name.")
-    page: int = Field(default=0, ge=0)
+    page: Page = 0
 
 
 class ChannelSet(BaseModel):

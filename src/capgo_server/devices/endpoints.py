@@ -3,8 +3,6 @@ overrides with all/write."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Depends, Request
 from pydantic import BaseModel
 
@@ -20,7 +18,15 @@ from capgo_server.devices.schemas import (
     StatusOk,
 )
 from capgo_server.errors import ApiError
-from capgo_server.parsing import body_or_query, documented_body, strict_json_body, validate
+from capgo_server.openapi import API_ERRORS, error_responses
+from capgo_server.parsing import (
+    body_or_query,
+    documented_body,
+    documented_body_or_query,
+    documented_query,
+    strict_json_body,
+    validate,
+)
 from capgo_server.plugin.limits import (
     device_delete_rate_limit,
     device_get_rate_limit,
@@ -29,26 +35,20 @@ from capgo_server.plugin.limits import (
 from capgo_server.routing import router
 from capgo_server.validation import checked_app_id, request_app_id
 
-devices_router = router(prefix="/device", tags=["devices"])
+devices_router = router(
+    prefix="/device", tags=["devices"], responses=API_ERRORS | error_responses(404)
+)
 
 
 class _ListFlags(BaseModel):
     customIdMode: bool = False
 
 
-def _query_doc() -> dict[str, Any]:
-    parameters = [
-        {"name": name, "in": "query", "required": name == "app_id", "schema": schema}
-        for name, schema in DeviceQueryDoc.model_json_schema()["properties"].items()
-    ]
-    return {"parameters": parameters}
-
-
 @devices_router.get(
     "",
     response_model=DeviceOut | DevicePage,
     response_model_exclude_unset=True,
-    openapi_extra=_query_doc(),
+    openapi_extra=documented_query(DeviceQueryDoc),
     dependencies=[Depends(device_get_rate_limit)],
 )
 async def get_devices(
@@ -89,7 +89,7 @@ async def link_device(request: Request, session: Session, principal: WriteKey) -
 @devices_router.delete(
     "",
     response_model=StatusOk,
-    openapi_extra=documented_body(DeviceUnlink),
+    openapi_extra=documented_body_or_query(DeviceUnlink),
     dependencies=[Depends(device_delete_rate_limit)],
 )
 async def unlink_device(request: Request, session: Session, principal: WriteKey) -> StatusOk:

@@ -14,7 +14,8 @@ from capgo_server.auth.principal import ReadKey, UploadKey
 from capgo_server.db.session import Session, TransactionalRoute
 from capgo_server.errors import ApiError
 from capgo_server.files import downloads, service, signing, tus
-from capgo_server.files.schemas import DownloadLink, DownloadLinkRequest, FilesConfig
+from capgo_server.files.schemas import DownloadLink, DownloadLinkRequest, FilesConfig, UploadStatus
+from capgo_server.openapi import API_ERRORS, Responses, error_responses
 from capgo_server.parsing import documented_body, strict_json_body, validate
 from capgo_server.routing import router
 from capgo_server.settings import Settings
@@ -28,6 +29,54 @@ UPLOADS = "/upload/attachments/"
 #: Capgo's CLI sends chunks of this size (its default) when ``TUSUploadForced`` is on.
 MAX_CHUNK_SIZE = 99 * 1024 * 1024
 ALERT_UPLOAD_SIZE = 20 * 1024 * 1024
+
+#: Refusals of the tus routes (412 without ``Tus-Resumable``; 409 for an upload that moved on).
+TUS_ERRORS = error_responses(400, 401, 404, 409, 412, 413, 429)
+_ZIP: dict[str, Any] = {
+    "content": {
+        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }
+}
+
+
+def _header(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_TUS_RESUMABLE = _header("Tus-Resumable", {"type": "string", "enum": [tus.TUS_VERSION]}, "tus 1.0")
+_OFFSET = {"type": "integer", "minimum": 0}
+_TUS_ONLY: dict[str, Any] = {"parameters": [_TUS_RESUMABLE]}
+_TUS_CREATE: dict[str, Any] = {
+    "parameters": [
+        _TUS_RESUMABLE,
+        _header("Upload-Length", _OFFSET, "The bundle's size in bytes"),
+        _header(
+            "Upload-Metadata",
+            {"type": "string"},
+            "tus metadata: `filename` (base64 of `orgs/<org_id>/apps/<app_id>/<version>.zip`), "
+            "optional `checksum`, `session_key`, `key_id`",
+        ),
+    ]
+}
+_TUS_PATCH: dict[str, Any] = {
+    "parameters": [_TUS_RESUMABLE, _header("Upload-Offset", _OFFSET, "Where these bytes go")],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+        },
+    },
+}
+_NO_CONTENT: Responses = {
+    204: {"description": "Done; see the tus headers (`Upload-Offset`)"},
+}
 
 
 class UploadLockedRoute(TransactionalRoute):
@@ -105,7 +154,13 @@ async def tus_options(request: Request) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-@files_router.post(UPLOADS, status_code=201)
+@files_router.post(
+    UPLOADS,
+    status_code=201,
+    response_class=Response,
+    responses={201: {"description": "Created; `Location` names the upload"}, **TUS_ERRORS},
+    openapi_extra=_TUS_CREATE,
+)
 @files_router.post(UPLOADS.rstrip("/"), status_code=201, include_in_schema=False)
 async def create_upload(request: Request, session: Session, principal: UploadKey) -> Response:
     """Start an upload (tus creation). ``Upload-Metadata`` ``filename`` is
@@ -127,8 +182,20 @@ async def create_upload(request: Request, session: Session, principal: UploadKey
     return Response(status_code=201, headers=headers)
 
 
-@files_router.head(UPLOADS + "{upload_id}", operation_id="upload_status_head")
-@files_router.get(UPLOADS + "{upload_id}", operation_id="upload_status")
+@files_router.head(
+    UPLOADS + "{upload_id}",
+    operation_id="upload_status_head",
+    response_class=Response,
+    responses={200: {"description": "See `Upload-Offset`"}, **TUS_ERRORS},
+    openapi_extra=_TUS_ONLY,
+)
+@files_router.get(
+    UPLOADS + "{upload_id}",
+    operation_id="upload_status",
+    response_model=UploadStatus,
+    responses=TUS_ERRORS,
+    openapi_extra=_TUS_ONLY,
+)
 async def upload_status(
     upload_id: str, request: Request, session: Session, principal: UploadKey
 ) -> Response:
@@ -191,18 +258,41 @@ async def terminate_upload(
     return Response(status_code=204, headers=_tus_headers(), background=cleanup)
 
 
-for _endpoint, _method in ((patch_upload, "PATCH"), (terminate_upload, "DELETE")):
+for _endpoint, _method, _doc in (
+    (patch_upload, "PATCH", _TUS_PATCH),
+    (terminate_upload, "DELETE", _TUS_ONLY),
+):
     files_router.add_api_route(
         UPLOADS + "{upload_id}",
         _endpoint,
         methods=[_method],
         status_code=204,
+        response_class=Response,
+        responses={**_NO_CONTENT, **TUS_ERRORS, **error_responses(415)},
+        openapi_extra=_doc,
         route_class_override=UploadLockedRoute,
     )
 
 
-@files_router.head("/read/attachments/{path:path}", operation_id="read_bundle_file_head")
-@files_router.get("/read/attachments/{path:path}", operation_id="read_bundle_file")
+_DOWNLOAD: Responses = {
+    200: {"description": "The bundle's zip", **_ZIP},
+    206: {"description": "The requested byte range of the zip", **_ZIP},
+    **error_responses(400, 403, 404, 416),
+}
+
+
+@files_router.head(
+    "/read/attachments/{path:path}",
+    operation_id="read_bundle_file_head",
+    response_class=Response,
+    responses=_DOWNLOAD,
+)
+@files_router.get(
+    "/read/attachments/{path:path}",
+    operation_id="read_bundle_file",
+    response_class=Response,
+    responses=_DOWNLOAD,
+)
 async def read_bundle_file(
     path: str,
     request: Request,
@@ -251,6 +341,7 @@ async def read_bundle_file(
 @files_router.post(
     "/download_link",
     response_model=DownloadLink,
+    responses=API_ERRORS | error_responses(404),
     openapi_extra=documented_body(DownloadLinkRequest),
 )
 async def download_link(request: Request, session: Session, principal: ReadKey) -> DownloadLink:

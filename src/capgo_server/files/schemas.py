@@ -32,3 +32,11 @@ class FilesConfig(BaseModel):
     maxUploadLength: int
     maxChunkSize: int
     alertUploadSize: int
+
+
+class UploadStatus(BaseModel):
+    """``GET`` of an upload: how much of it is stored."""
+
+    id: str
+    offset: int
+    length: int

@@ -16,14 +16,27 @@ from capgo_server.members.schemas import (
     MemberRemoved,
     MembersQuery,
 )
+from capgo_server.openapi import API_ERRORS, error_responses
 from capgo_server.organizations.schemas import StatusOk
-from capgo_server.parsing import body_or_query, documented_body, validate
+from capgo_server.parsing import (
+    body_or_query,
+    documented_body,
+    documented_body_or_query,
+    documented_query,
+    validate,
+)
 from capgo_server.routing import router
 
-members_router = router(prefix="/organization/members", tags=["members"])
+members_router = router(
+    prefix="/organization/members",
+    tags=["members"],
+    responses=API_ERRORS | error_responses(403, 404),
+)
 
 
-@members_router.get("", response_model=list[MemberOut])
+@members_router.get(
+    "", response_model=list[MemberOut], openapi_extra=documented_query(MembersQuery)
+)
 async def get_members(request: Request, session: Session, principal: AnyModeKey) -> list[MemberOut]:
     """Members of an organization, with pending invitations as ``invite_<role>``."""
     query = validate(MembersQuery, await body_or_query(request))
@@ -51,7 +64,7 @@ async def accept_invitation(
 
 
 @members_router.delete(
-    "", response_model=MemberRemoved, openapi_extra=documented_body(MemberRemove)
+    "", response_model=MemberRemoved, openapi_extra=documented_body_or_query(MemberRemove)
 )
 async def remove_member(request: Request, session: Session, principal: AnyModeKey) -> MemberRemoved:
     """Remove a member or withdraw an invitation (body or query: ``orgId``, ``email``)."""

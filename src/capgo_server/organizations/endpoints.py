@@ -9,6 +9,7 @@ from fastapi import BackgroundTasks, Request
 from capgo_server.auth.principal import AnyModeKey
 from capgo_server.db.session import Session
 from capgo_server.errors import ApiError
+from capgo_server.openapi import API_ERRORS, error_responses
 from capgo_server.organizations import service
 from capgo_server.organizations.schemas import (
     AuditEntry,
@@ -23,14 +24,24 @@ from capgo_server.organizations.schemas import (
     OrgIdInput,
     StatusOk,
 )
-from capgo_server.parsing import body_or_query, documented_body, validate
+from capgo_server.parsing import (
+    body_or_query,
+    documented_body,
+    documented_body_or_query,
+    documented_query,
+    validate,
+)
 from capgo_server.routing import router
 from capgo_server.storage.cleanup import remove_stored
 
-organization_router = router(prefix="/organization", tags=["organizations"])
+organization_router = router(prefix="/organization", tags=["organizations"], responses=API_ERRORS)
 
 
-@organization_router.get("", response_model=OrganizationOut | list[OrganizationOut])
+@organization_router.get(
+    "",
+    response_model=OrganizationOut | list[OrganizationOut],
+    openapi_extra=documented_query(OrganizationQuery),
+)
 async def get_organizations(request: Request, session: Session, principal: AnyModeKey) -> Any:
     """One organization (``orgId``), or every organization the key may see (50 per ``page``)."""
     query = validate(OrganizationQuery, await body_or_query(request))
@@ -80,7 +91,12 @@ organization_router.add_api_route(
 )
 
 
-@organization_router.delete("", response_model=StatusOk, openapi_extra=documented_body(OrgIdInput))
+@organization_router.delete(
+    "",
+    response_model=StatusOk,
+    responses=error_responses(403),
+    openapi_extra=documented_body_or_query(OrgIdInput),
+)
 async def delete_organization(
     request: Request, session: Session, principal: AnyModeKey, background: BackgroundTasks
 ) -> StatusOk:
@@ -94,7 +110,9 @@ async def delete_organization(
     return StatusOk()
 
 
-@organization_router.get("/audit", response_model=AuditPage)
+@organization_router.get(
+    "/audit", response_model=AuditPage, openapi_extra=documented_query(AuditQuery)
+)
 async def get_audit_logs(request: Request, session: Session, principal: AnyModeKey) -> AuditPage:
     """The organization's audit trail, newest first (``page``, ``limit`` up to 100)."""
     query = validate(AuditQuery, await body_or_query(request))

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import JsDatetime, Page
 
 
 class OrganizationOut(BaseModel):
@@ -31,7 +31,7 @@ class OrganizationOut(BaseModel):
 
 class OrganizationQuery(BaseModel):
     orgId: str | None = None
-    page: int = Field(default=0, ge=0)
+    page: Page = 0
 
 
 class OrganizationCreate(BaseModel):
@@ -71,7 +71,7 @@ class AuditQuery(BaseModel):
     orgId: str
     tableName: str | None = None
     operation: str | None = None
-    page: int = Field(default=0, ge=0)
+    page: Page = 0
     limit: int = Field(default=50, ge=1)
 
 

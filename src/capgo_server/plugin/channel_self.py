@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capgo_server.db.session import Session
 from capgo_server.devices.overrides import pin_override, remove_override
 from capgo_server.models import App, Channel, ChannelOverride
-from capgo_server.parsing import documented_body, strict_json_body
+from capgo_server.parsing import documented_body, documented_query, strict_json_body
+from capgo_server.plugin import answers
 from capgo_server.plugin.common import (
     PluginRefusal,
     SemVer,
@@ -170,15 +171,16 @@ LIMIT_DELETE = [Depends(device_rate_limit("channel_self_delete"))]
 LIMIT_LIST = [Depends(device_rate_limit("channel_self_list"))]
 
 
-@channel_self_router.post(
-    "/channel_self", dependencies=LIMIT_SET, openapi_extra=documented_body(ChannelSelfBody)
-)
-@channel_self_router.post(
-    "/plugin/channel_self", dependencies=LIMIT_SET, openapi_extra=documented_body(ChannelSelfBody)
-)
-async def set_channel(
-    request: Request, session: Session
-) -> dict[str, Any]:
+SET: dict[str, Any] = {"dependencies": LIMIT_SET, "responses": answers.CHANNEL_SET}
+GET: dict[str, Any] = {"dependencies": LIMIT_GET, "responses": answers.CHANNEL_CURRENT}
+DELETE: dict[str, Any] = {"dependencies": LIMIT_DELETE, "responses": answers.CHANNEL_UNSET}
+LIST: dict[str, Any] = {"dependencies": LIMIT_LIST, "responses": answers.CHANNEL_LIST}
+BODY = documented_body(ChannelSelfBody)
+
+
+@channel_self_router.post("/channel_self", openapi_extra=BODY, **SET)
+@channel_self_router.post("/plugin/channel_self", openapi_extra=BODY, **SET)
+async def set_channel(request: Request, session: Session) -> dict[str, Any]:
     """Assign the device to ``channel``: ``{"status":"ok"}`` (``"allowSet": true`` for new
     plugins, which keep the channel themselves)."""
     body = normalise_plugin_body(await strict_json_body(request), ChannelSelfBody)
@@ -204,15 +206,9 @@ async def set_channel(
     return {"status": "ok"}
 
 
-@channel_self_router.put(
-    "/channel_self", dependencies=LIMIT_GET, openapi_extra=documented_body(ChannelSelfBody)
-)
-@channel_self_router.put(
-    "/plugin/channel_self", dependencies=LIMIT_GET, openapi_extra=documented_body(ChannelSelfBody)
-)
-async def current_channel(
-    request: Request, session: Session
-) -> dict[str, Any]:
+@channel_self_router.put("/channel_self", openapi_extra=BODY, **GET)
+@channel_self_router.put("/plugin/channel_self", openapi_extra=BODY, **GET)
+async def current_channel(request: Request, session: Session) -> dict[str, Any]:
     """Which channel the device is on: ``{"channel", "status": "override"|"default"}``."""
     body = normalise_plugin_body(await strict_json_body(request), ChannelSelfBody)
     await _known_app(session, body.app_id)
@@ -251,11 +247,13 @@ async def _default_channel(session: AsyncSession, body: ChannelSelfBody) -> Chan
     return final
 
 
-@channel_self_router.delete("/channel_self", dependencies=LIMIT_DELETE)
-@channel_self_router.delete("/plugin/channel_self", dependencies=LIMIT_DELETE)
-async def unset_channel(
-    request: Request, session: Session
-) -> dict[str, Any]:
+@channel_self_router.delete(
+    "/channel_self", openapi_extra=documented_query(ChannelSelfBody), **DELETE
+)
+@channel_self_router.delete(
+    "/plugin/channel_self", openapi_extra=documented_query(ChannelSelfBody), **DELETE
+)
+async def unset_channel(request: Request, session: Session) -> dict[str, Any]:
     """Forget the device's channel (query parameters, as the plugin sends them)."""
     body = normalise_plugin_body(query_body(request), ChannelSelfBody, query=True)
     await _known_app(session, body.app_id)
@@ -270,8 +268,10 @@ async def unset_channel(
     return {"status": "ok"}
 
 
-@channel_self_router.get("/channel_self", dependencies=LIMIT_LIST)
-@channel_self_router.get("/plugin/channel_self", dependencies=LIMIT_LIST)
+@channel_self_router.get("/channel_self", openapi_extra=documented_query(ChannelListQuery), **LIST)
+@channel_self_router.get(
+    "/plugin/channel_self", openapi_extra=documented_query(ChannelListQuery), **LIST
+)
 async def list_channels(request: Request, session: Session) -> JSONResponse:
     """The channels this kind of device may pick: ``[{id, name, public, allow_self_set}]``."""
     query = normalise_plugin_body(

@@ -23,6 +23,7 @@ from capgo_server.db.session import Session
 from capgo_server.errors import ApiError
 from capgo_server.models import Bundle
 from capgo_server.parsing import documented_body, json_body
+from capgo_server.plugin.answers import STATS
 from capgo_server.plugin.common import (
     PluginRefusal,
     SemVer,
@@ -275,8 +276,15 @@ def _error_entry(index: int, code: str, message: str) -> dict[str, Any]:
 LIMIT = [Depends(device_rate_limit("stats"))]
 
 
-@stats_router.post("/stats", dependencies=LIMIT, openapi_extra=documented_body(StatsBody))
-@stats_router.post("/plugin/stats", dependencies=LIMIT, openapi_extra=documented_body(StatsBody))
+ROUTE: dict[str, Any] = {
+    "dependencies": LIMIT,
+    "openapi_extra": documented_body(StatsBody),
+    "responses": STATS,
+}
+
+
+@stats_router.post("/stats", **ROUTE)
+@stats_router.post("/plugin/stats", **ROUTE)
 async def post_stats(request: Request, session: Session) -> JSONResponse:
     """Record one event (``{"status":"ok"}``) or a batch (``{"status":"ok","results":[...]}``
     with one ``{status, index}`` entry per event, errors included)."""

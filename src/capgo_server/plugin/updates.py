@@ -19,6 +19,7 @@ from capgo_server.errors import ApiError
 from capgo_server.files.signing import download_url, sign_path
 from capgo_server.parsing import documented_body, strict_json_body
 from capgo_server.plugin import update_queries as queries
+from capgo_server.plugin.answers import UPDATES
 from capgo_server.plugin.common import normalise_plugin_body, unknown_app
 from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recorder import DeviceRoute
@@ -106,6 +107,7 @@ async def _answer(
 
 _ROUTE: dict[str, Any] = {
     "openapi_extra": documented_body(UpdateRequest),
+    "responses": UPDATES,
     "dependencies": [Depends(device_rate_limit("updates"))],
 }
 

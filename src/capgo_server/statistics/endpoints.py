@@ -12,6 +12,7 @@ from fastapi import Request, Response
 
 from capgo_server.auth.principal import StatsKey
 from capgo_server.db.session import Session
+from capgo_server.openapi import error_responses
 from capgo_server.parsing import validate
 from capgo_server.routing import router
 from capgo_server.statistics import graph, service
@@ -26,10 +27,15 @@ from capgo_server.statistics.schemas import (
 
 statistics_router = router(prefix="/statistics", tags=["statistics"])
 
-_REFUSALS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "`invalid_body`: missing or malformed `from`/`to`/`graph`"},
-    401: {"description": "`invalid_apikey`, `no_jwt_apikey_or_subkey`, or no access"},
-}
+_REFUSALS = error_responses(
+    400,
+    401,
+    429,
+    descriptions={
+        400: "`invalid_body`: missing or malformed `from`/`to`/`graph`",
+        401: "`invalid_apikey`, `no_jwt_apikey_or_subkey`, or no access",
+    },
+)
 _SVG_OR_JSON: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"image/svg+xml": {"schema": {"type": "string"}}},

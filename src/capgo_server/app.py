@@ -17,6 +17,7 @@ from capgo_server.channels.endpoints import channels_router
 from capgo_server.db.engine import make_engine, make_sessionmaker
 from capgo_server.devices.endpoints import devices_router
 from capgo_server.errors import install_error_handlers
+from capgo_server.files import downloads
 from capgo_server.files.endpoints import files_router
 from capgo_server.members.endpoints import members_router
 from capgo_server.openapi import install_openapi
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await recorder.close()  # write the last recordings before the engine goes
+            await downloads.finish_recording()
             await engine.dispose()
 
     app = FastAPI(

@@ -128,13 +128,21 @@ async def record_bandwidth(
         )
 
 
+#: Bandwidth writes in flight; the lifespan waits for them (:func:`finish_recording`).
 _pending: set[asyncio.Task[None]] = set()
 
 
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
+def _in_background(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     task = asyncio.get_running_loop().create_task(work)
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+    return task
+
+
+async def finish_recording() -> None:
+    """Wait for the bandwidth writes still in flight (before the engine is disposed)."""
+    while _pending:
+        await asyncio.gather(*_pending, return_exceptions=True)
 
 
 async def _record_safely(
@@ -156,18 +164,15 @@ async def counted_stream(
 ) -> AsyncIterator[bytes]:
     """The bytes of ``byte_range``; a chunk counts as bandwidth once the server has sent it.
 
-    A client that goes away mid-download is charged only what was sent before; that count is
-    written from a task of its own, since this generator is then being torn down.
+    The count is written by a task of its own, which the response waits for but cannot cancel:
+    a client that hangs up as soon as it has the last byte (or midway) cancels the response,
+    and that must not cancel the write. Tasks still running at shutdown are waited for.
     """
     sent = 0
-    finished = False
     try:
         async for chunk in store.read(path, byte_range.start, byte_range.end):
             yield chunk
             sent += len(chunk)
-        finished = True
     finally:
-        if finished:
-            await _record_safely(sessionmaker, app_id, sent)
-        elif sent:
-            _in_background(_record_safely(sessionmaker, app_id, sent))
+        if sent:
+            await asyncio.shield(_in_background(_record_safely(sessionmaker, app_id, sent)))

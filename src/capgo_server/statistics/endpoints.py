@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 
 from capgo_server.auth.principal import StatsKey
 from capgo_server.db.session import Session
@@ -16,7 +17,7 @@ from capgo_server.openapi import error_responses
 from capgo_server.parsing import validate
 from capgo_server.routing import router
 from capgo_server.statistics import graph, service
-from capgo_server.statistics.measures import DailyUsage
+from capgo_server.statistics.measures import Usage
 from capgo_server.statistics.schemas import (
     BundleUsage,
     DayRangeQuery,
@@ -61,13 +62,21 @@ def _query(request: Request) -> StatisticsQuery:
     return validate(StatisticsQuery, dict(request.query_params))
 
 
-def _svg(
-    query: StatisticsQuery, title: str, series: list[tuple[str, list[DailyUsage]]]
-) -> Response:
+def _svg(query: StatisticsQuery, title: str, series: list[tuple[str, Usage]]) -> Response:
     assert query.graph is not None
     days = service.requested_days(query)
     svg = graph.render(query.graph, title, days, series, (query.first, query.last))
     return Response(svg, media_type="image/svg+xml")
+
+
+async def _totals(session: Session, subject: service.Subject, query: StatisticsQuery) -> Response:
+    """The subject's points summed over its apps, as JSON or a chart."""
+    days = service.requested_days(query)
+    total = await service.total_usage(session, subject, days)
+    if query.graph:
+        return _svg(query, subject.title, [(subject.title, total)])
+    # Built as plain dicts in the documented shape (thousands of points; see service.points).
+    return JSONResponse(service.points(days, total))
 
 
 @statistics_router.get(
@@ -78,14 +87,10 @@ def _svg(
 )
 async def app_statistics(
     app_id: str, request: Request, session: Session, principal: StatsKey
-) -> list[StatsPoint] | Response:
+) -> Response:
     """One app's points per day (401 ``no_access_to_app`` for unknown and foreign apps)."""
     subject = await service.app_subject(session, principal, app_id)
-    query = _query(request)
-    total, _ = await service.usage_by_app(session, subject, service.requested_days(query))
-    if query.graph:
-        return _svg(query, subject.title, [(app_id, total)])
-    return service.as_points(total)
+    return await _totals(session, subject, _query(request))
 
 
 @statistics_router.get(
@@ -112,27 +117,18 @@ async def bundle_usage(
 )
 async def org_statistics(
     org_id: str, request: Request, session: Session, principal: StatsKey
-) -> list[StatsPoint] | OrgBreakdown | Response:
+) -> Response:
     """An organization's points per day, summed over its apps; ``breakdown=true`` adds each
     app's (``{"global", "byApp"}``)."""
     subject = await service.org_subject(session, principal, org_id)
     query = _query(request)
-    total, per_app = await service.usage_by_app(session, subject, service.requested_days(query))
+    if not query.breakdown:
+        return await _totals(session, subject, query)
+    days = service.requested_days(query)
+    total, per_app = await service.usage_by_app(session, subject, days)
     if query.graph:
-        series = [("All apps", total)]
-        if query.breakdown:
-            series += list(per_app.items())
-        return _svg(query, subject.title, series)
-    if query.breakdown:
-        return OrgBreakdown(
-            global_=service.as_points(total),
-            by_app=[
-                point
-                for app_id, usage in per_app.items()
-                for point in service.as_app_points(app_id, usage)
-            ],
-        )
-    return service.as_points(total)
+        return _svg(query, subject.title, [("All apps", total), *per_app.items()])
+    return JSONResponse(service.breakdown(days, total, per_app))
 
 
 @statistics_router.get(
@@ -141,13 +137,7 @@ async def org_statistics(
     responses=_SVG_OR_JSON,
     openapi_extra=_query_parameters(StatisticsQuery),
 )
-async def user_statistics(
-    request: Request, session: Session, principal: StatsKey
-) -> list[StatsPoint] | Response:
+async def user_statistics(request: Request, session: Session, principal: StatsKey) -> Response:
     """Points per day summed over every app the key may read, in all its organizations."""
     subject = await service.user_subject(session, principal)
-    query = _query(request)
-    total, _ = await service.usage_by_app(session, subject, service.requested_days(query))
-    if query.graph:
-        return _svg(query, subject.title, [(subject.title, total)])
-    return service.as_points(total)
+    return await _totals(session, subject, _query(request))

@@ -13,7 +13,7 @@ from datetime import date
 import pygal
 from pygal.style import Style
 
-from capgo_server.statistics.measures import DailyUsage, Days
+from capgo_server.statistics.measures import Days, Usage
 from capgo_server.statistics.schemas import Metric
 
 TITLES: dict[Metric, str] = {
@@ -64,8 +64,9 @@ def whole_number_ticks(largest: int, most: int = 6) -> list[int]:
         magnitude *= 10
 
 
-def _value(usage: DailyUsage, metric: Metric) -> int:
-    return getattr(usage, metric)  # type: ignore[no-any-return]
+def _values(usage: Usage, metric: Metric) -> list[int]:
+    values: list[int] = getattr(usage, metric)
+    return values
 
 
 def _number(value: float) -> str:
@@ -80,14 +81,14 @@ def render(
     metric: Metric,
     subject: str,
     days: Days,
-    series: Sequence[tuple[str, Sequence[DailyUsage]]],
+    series: Sequence[tuple[str, Usage]],
     requested: tuple[date, date],
 ) -> str:
     """An SVG line chart of ``metric`` per day, one line per ``(name, usage)`` series.
 
     With no day to draw (a range after today), the chart says so instead of plotting.
     """
-    largest = max((_value(u, metric) for _, usage in series for u in usage), default=0)
+    largest = max((max(_values(usage, metric), default=0) for _, usage in series), default=0)
     if metric == "mau":
         unit, scale = "users", 1
         y_labels: list[int] | None = whole_number_ticks(largest)
@@ -121,5 +122,5 @@ def render(
     if y_labels is not None:
         chart.y_labels = y_labels
     for name, usage in series:
-        chart.add(name, [_value(u, metric) / scale for u in usage])
+        chart.add(name, [value / scale for value in _values(usage, metric)])
     return chart.render(is_unicode=True)

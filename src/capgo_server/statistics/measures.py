@@ -50,51 +50,81 @@ class Days:
         return Days(self.first, min(self.last, utcnow().date()))
 
 
+#: The key of the sum over every app asked for (``daily_usage(..., per_app=False)``).
+ALL_APPS = ""
+
+
 @dataclass(frozen=True)
-class DailyUsage:
-    """One app's (or a sum of apps') measures on one day."""
+class Usage:
+    """Measures on each day of a :class:`Days` range: one value per day in each list."""
 
-    day: date
-    mau: int
-    storage: int
-    bandwidth: int
+    mau: list[int]
+    storage: list[int]
+    bandwidth: list[int]
+
+    @classmethod
+    def total(cls, usages: Iterable[Usage], length: int) -> Usage:
+        """The day-by-day sum (MAU sums too: a device id belongs to one app)."""
+        mau, storage, bandwidth = [0] * length, [0] * length, [0] * length
+        for usage in usages:
+            for totals, values in (
+                (mau, usage.mau),
+                (storage, usage.storage),
+                (bandwidth, usage.bandwidth),
+            ):
+                for i, value in enumerate(values):
+                    totals[i] += value
+        return cls(mau, storage, bandwidth)
 
 
-def _per_day(app_ids: Sequence[str], days: Days) -> dict[str, list[int]]:
-    """Per app, a zero for each day of ``days`` (to fill by day offset)."""
-    return {app_id: [0] * len(days) for app_id in app_ids}
+class _Series:
+    """Per key (an app id, or :data:`ALL_APPS`), a value per day, filled by day offset."""
+
+    def __init__(self, keys: Iterable[str], days: Days) -> None:
+        self.days = days
+        self.values = {key: [0] * len(days) for key in keys}
+        self.before: dict[str, int] = defaultdict(int)
+
+    def add(self, key: str, day: date, amount: int) -> None:
+        """``amount`` on ``day``; days before the range go to :attr:`before`."""
+        if day < self.days.first:
+            self.before[key] += amount
+        elif day <= self.days.last:
+            self.values[key][(day - self.days.first).days] += amount
+
+    def running_totals(self) -> dict[str, list[int]]:
+        """Each day's value is everything added up to and including that day."""
+        return {
+            key: list(accumulate(changes, initial=self.before[key]))[1:]
+            for key, changes in self.values.items()
+        }
 
 
-def _running_totals(before: dict[str, int], changes: dict[str, list[int]]) -> dict[str, list[int]]:
-    """Per app, the value on each day: ``before`` (the total of every change before the range)
-    plus the changes up to and including that day (``changes``: per app, each day's change)."""
-    return {
-        app_id: list(accumulate(deltas, initial=before.get(app_id, 0)))[1:]
-        for app_id, deltas in changes.items()
-    }
-
-
-async def _mau(session: AsyncSession, app_ids: Sequence[str], days: Days) -> dict[str, list[int]]:
+async def _mau(
+    session: AsyncSession, app_ids: Sequence[str], days: Days, per_app: bool
+) -> dict[str, list[int]]:
+    keys = [DailyMauChange.app_id] if per_app else []
     in_apps = DailyMauChange.app_id.in_(app_ids)
-    before_rows = await session.execute(
-        select(DailyMauChange.app_id, func.sum(DailyMauChange.change))
+    series = _Series(app_ids if per_app else [ALL_APPS], days)
+    before = await session.execute(
+        select(*keys, func.sum(DailyMauChange.change))
         .where(in_apps, DailyMauChange.date < days.first)
-        .group_by(DailyMauChange.app_id)
+        .group_by(*keys)
     )
-    before = {app_id: int(total) for app_id, total in before_rows}
-    change_rows = await session.execute(
-        select(DailyMauChange.app_id, DailyMauChange.date, DailyMauChange.change).where(
-            in_apps, DailyMauChange.date >= days.first, DailyMauChange.date <= days.last
-        )
+    for *app_id, total in before:
+        series.add(app_id[0] if per_app else ALL_APPS, date.min, int(total or 0))
+    changes = await session.execute(
+        select(*keys, DailyMauChange.date, func.sum(DailyMauChange.change))
+        .where(in_apps, DailyMauChange.date >= days.first, DailyMauChange.date <= days.last)
+        .group_by(*keys, DailyMauChange.date)
     )
-    changes = _per_day(app_ids, days)
-    for app_id, day, change in change_rows:
-        changes[app_id][(day - days.first).days] += change
-    return _running_totals(before, changes)
+    for *app_id, day, change in changes:
+        series.add(app_id[0] if per_app else ALL_APPS, day, int(change))
+    return series.running_totals()
 
 
 async def _storage(
-    session: AsyncSession, app_ids: Sequence[str], days: Days
+    session: AsyncSession, app_ids: Sequence[str], days: Days, per_app: bool
 ) -> dict[str, list[int]]:
     end_of_range = datetime.combine(days.last + timedelta(days=1), time.min, tzinfo=UTC)
     bundles = await session.execute(
@@ -106,70 +136,48 @@ async def _storage(
             Bundle.created_at < end_of_range,
         )
     )
-    before: dict[str, int] = defaultdict(int)
-    changes = _per_day(app_ids, days)
-
-    def add(app_id: str, day: date, amount: int) -> None:
-        if day < days.first:
-            before[app_id] += amount
-        elif day <= days.last:
-            changes[app_id][(day - days.first).days] += amount
-
+    series = _Series(app_ids if per_app else [ALL_APPS], days)
     for app_id, size, created_at, deleted, deleted_at in bundles:
         assert size is not None  # filtered above
-        add(app_id, created_at.date(), size)
+        key = app_id if per_app else ALL_APPS
+        series.add(key, created_at.date(), size)
         if deleted:
             # A deleted bundle without a deletion time was never live.
-            add(app_id, (deleted_at or created_at).date(), -size)
-    return _running_totals(before, changes)
+            series.add(key, (deleted_at or created_at).date(), -size)
+    return series.running_totals()
 
 
 async def _bandwidth(
-    session: AsyncSession, app_ids: Sequence[str], days: Days
+    session: AsyncSession, app_ids: Sequence[str], days: Days, per_app: bool
 ) -> dict[str, list[int]]:
+    keys = [DailyBandwidth.app_id] if per_app else []
     rows = await session.execute(
-        select(DailyBandwidth.app_id, DailyBandwidth.date, DailyBandwidth.bandwidth).where(
+        select(*keys, DailyBandwidth.date, func.sum(DailyBandwidth.bandwidth))
+        .where(
             DailyBandwidth.app_id.in_(app_ids),
             DailyBandwidth.date >= days.first,
             DailyBandwidth.date <= days.last,
         )
+        .group_by(*keys, DailyBandwidth.date)
     )
-    sent = _per_day(app_ids, days)
-    for app_id, day, amount in rows:
-        sent[app_id][(day - days.first).days] = amount
-    return sent
+    series = _Series(app_ids if per_app else [ALL_APPS], days)
+    for *app_id, day, sent in rows:
+        series.add(app_id[0] if per_app else ALL_APPS, day, int(sent))
+    return series.values
 
 
 async def daily_usage(
-    session: AsyncSession, app_ids: Sequence[str], days: Days
-) -> dict[str, list[DailyUsage]]:
-    """Per app, its measures on each day of ``days``."""
+    session: AsyncSession, app_ids: Sequence[str], days: Days, *, per_app: bool
+) -> dict[str, Usage]:
+    """The measures on each day of ``days``: per app of ``app_ids`` when ``per_app``, else
+    only their sum, under :data:`ALL_APPS` (summed by the database: one row per day)."""
+    keys = list(app_ids) if per_app else [ALL_APPS]
     if not app_ids or not len(days):
-        return {app_id: [] for app_id in app_ids}
-    mau = await _mau(session, app_ids, days)
-    storage = await _storage(session, app_ids, days)
-    bandwidth = await _bandwidth(session, app_ids, days)
-    dates = list(days)
-    return {
-        app_id: [
-            DailyUsage(*values)
-            for values in zip(dates, mau[app_id], storage[app_id], bandwidth[app_id], strict=True)
-        ]
-        for app_id in app_ids
-    }
-
-
-def summed(per_app: Iterable[list[DailyUsage]], days: Days) -> list[DailyUsage]:
-    """The day-by-day sum of several apps' measures (MAU sums too: a device id belongs to one
-    app)."""
-    dates = list(days)
-    mau, storage, bandwidth = [0] * len(dates), [0] * len(dates), [0] * len(dates)
-    for series in per_app:
-        for i, usage in enumerate(series):
-            mau[i] += usage.mau
-            storage[i] += usage.storage
-            bandwidth[i] += usage.bandwidth
-    return [DailyUsage(*values) for values in zip(dates, mau, storage, bandwidth, strict=True)]
+        return {key: Usage([0] * len(days), [0] * len(days), [0] * len(days)) for key in keys}
+    mau = await _mau(session, app_ids, days, per_app)
+    storage = await _storage(session, app_ids, days, per_app)
+    bandwidth = await _bandwidth(session, app_ids, days, per_app)
+    return {key: Usage(mau[key], storage[key], bandwidth[key]) for key in keys}
 
 
 @dataclass(frozen=True)

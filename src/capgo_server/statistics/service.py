@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
@@ -16,19 +15,17 @@ from capgo_server.clock import to_js_iso, utcnow
 from capgo_server.errors import ApiError
 from capgo_server.models import App
 from capgo_server.statistics.measures import (
+    ALL_APPS,
     BundleDay,
-    DailyUsage,
     Days,
+    Usage,
     bundle_days,
     daily_usage,
-    summed,
 )
 from capgo_server.statistics.schemas import (
-    AppStatsPoint,
     BundleDataset,
     BundleUsage,
     DayRangeQuery,
-    StatsPoint,
 )
 
 
@@ -87,31 +84,60 @@ async def user_subject(session: AsyncSession, principal: Principal) -> Subject:
     return Subject(title="All organizations", app_ids=[app.app_id for app in apps])
 
 
-def _point_date(day: date) -> str:
-    return to_js_iso(datetime.combine(day, time.min, tzinfo=UTC))
+#: A point of the JSON answers (the shape of ``schemas.StatsPoint``), built as a plain dict:
+#: a year of 100 apps is 36,500 of them, too many to validate one by one.
+Point = dict[str, str | int]
 
 
-def as_points(usage: Sequence[DailyUsage]) -> list[StatsPoint]:
+def _point_dates(days: Days) -> list[str]:
+    return [to_js_iso(datetime.combine(day, time.min, tzinfo=UTC)) for day in days]
+
+
+def points(days: Days, usage: Usage) -> list[Point]:
+    """One point per day (``StatsPoint``)."""
     return [
-        StatsPoint(date=_point_date(u.day), mau=u.mau, storage=u.storage, bandwidth=u.bandwidth)
-        for u in usage
+        {"date": when, "mau": mau, "storage": storage, "bandwidth": sent, "build_time_seconds": 0}
+        for when, mau, storage, sent in zip(
+            _point_dates(days), usage.mau, usage.storage, usage.bandwidth, strict=True
+        )
     ]
 
 
-def as_app_points(app_id: str, usage: Sequence[DailyUsage]) -> list[AppStatsPoint]:
-    return [AppStatsPoint(app_id=app_id, **point.model_dump()) for point in as_points(usage)]
+def breakdown(days: Days, total: Usage, per_app: dict[str, Usage]) -> dict[str, list[Point]]:
+    """``{"global": points, "byApp": each app's points with its app_id}`` (``OrgBreakdown``)."""
+    dates = _point_dates(days)
+    by_app: list[Point] = [
+        {
+            "app_id": app_id,
+            "date": when,
+            "mau": mau,
+            "storage": storage,
+            "bandwidth": sent,
+            "build_time_seconds": 0,
+        }
+        for app_id, usage in per_app.items()
+        for when, mau, storage, sent in zip(
+            dates, usage.mau, usage.storage, usage.bandwidth, strict=True
+        )
+    ]
+    return {"global": points(days, total), "byApp": by_app}
 
 
 def requested_days(query: DayRangeQuery) -> Days:
     return Days(query.first, query.last).up_to_today()
 
 
+async def total_usage(session: AsyncSession, subject: Subject, days: Days) -> Usage:
+    """The subject's apps' measures summed per day."""
+    return (await daily_usage(session, subject.app_ids, days, per_app=False))[ALL_APPS]
+
+
 async def usage_by_app(
     session: AsyncSession, subject: Subject, days: Days
-) -> tuple[list[DailyUsage], dict[str, list[DailyUsage]]]:
+) -> tuple[Usage, dict[str, Usage]]:
     """The subject's daily totals, and each of its apps' own."""
-    per_app = await daily_usage(session, subject.app_ids, days)
-    return summed(per_app.values(), days), per_app
+    per_app = await daily_usage(session, subject.app_ids, days, per_app=True)
+    return Usage.total(per_app.values(), len(days)), per_app
 
 
 def bundle_usage(per_bundle: dict[str, dict[date, BundleDay]], days: Days) -> BundleUsage:

@@ -153,25 +153,43 @@ def free_port() -> int:
         return port
 
 
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) of every process, from /proc."""
+    table: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (from /proc), deepest last."""
+    """Every process below ``pid`` or in its process group (the server runs in a session of
+    its own, so a worker left without its parent is still found)."""
+    table = _processes()
     found: list[int] = []
     queue = [pid]
     while queue:
         parent = queue.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except FileNotFoundError:
-            continue
-        for tid in tasks:
-            try:
-                children = Path(f"/proc/{parent}/task/{tid}/children").read_text().split()
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-            for child in map(int, children):
+        for child, (ppid, _) in table.items():
+            if ppid == parent and child not in found:
                 found.append(child)
                 queue.append(child)
+    found += [p for p, (_, group) in table.items() if group == pid and p != pid and p not in found]
     return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has released its sockets: it does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
 
 
 class Server:
@@ -220,13 +238,23 @@ class Server:
         for pid in reversed(pids):  # workers first, so the supervisor cannot restart them
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # anything started meanwhile
         self.process.wait()
-        # Prove the process that served is gone: the port no longer accepts connections.
+        # Prove the processes that served are gone: none runs, and the port no longer accepts
+        # connections (workers are reaped by init a moment after the supervisor).
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in pids) or self.accepts():
+            if time.monotonic() > deadline:
+                running = [pid for pid in pids if alive(pid)]
+                raise Failure(f"the port still accepts connections after SIGKILL ({running})")
+            time.sleep(0.01)
+        return pids
+
+    def accepts(self) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                raise Failure("the port still accepts connections after SIGKILL")
-        return pids
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> int | None:
         if self.process is None or self.process.poll() is not None:
@@ -1019,8 +1047,8 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
-        await self.setup()
         try:
+            await self.setup()
             for number in range(1, self.args.kills + 1):
                 await self.run_round()
                 await self.integrity()
@@ -1037,7 +1065,9 @@ class Bench:
             if exit_code not in (0, -signal.SIGTERM):
                 self.journal.fail(f"the final SIGTERM exited with {exit_code}")
         finally:
-            self.server.stop()
+            server: Server | None = getattr(self, "server", None)
+            if server is not None:
+                server.stop()
         return self.report(time.monotonic() - started)
 
     def report(self, runtime: float) -> dict[str, Any]:

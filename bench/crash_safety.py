@@ -11,7 +11,8 @@ three channels, then runs rounds. In each round concurrent clients write:
   refuse, and some abandoned with a tus DELETE), resumed after restarts from the server's offset;
 * ``POST /channel`` changes (each channel points at an uploaded bundle or ``builtin``);
 * ``POST``/``PUT``/``DELETE /apikey`` (create, rename, delete);
-* device traffic: ``POST /updates`` and ``POST /stats``.
+* device traffic: ``POST /updates``, ``POST /stats`` and ``POST``/``DELETE /channel_self``
+  (device overrides, which are acknowledged writes).
 
 Every write the server acknowledged (a 2xx was received) goes into a journal; a write whose
 request was cut by the kill is "in doubt" (it may or may not have happened). At a random moment
@@ -21,14 +22,16 @@ run (SQLite: ``PRAGMA integrity_check`` and ``foreign_key_check``; PostgreSQL: a
 ``bt_index_check`` with ``heapallindexed`` on every B-tree index), plus consistency queries on
 both engines (no orphan foreign keys, no upload row beside a bundle of the same version, every
 live bundle's file present with its recorded size, every unfinished upload's offset covered by
-its stored parts). Then the server is restarted and, over the API:
+its stored parts, each app's override count equal to its overrides). Then the server is
+restarted and, over the API:
 
 * every acknowledged bundle is listed by ``GET /bundle`` with its checksum and size and downloads
   intact (``POST /files/download_link``, then the signed URL);
 * no bundle is listed whose last byte was never sent, nor one refused or abandoned (no
   half-visible upload), and every bundle a device was offered by ``/updates`` still exists;
 * every acknowledged, unfinished upload is still known at (at least) its acknowledged offset;
-* every channel points at its last acknowledged bundle (or the one of an in-doubt change);
+* every channel points at its last acknowledged bundle (or the one of an in-doubt change), and
+  every device override is as last acknowledged;
 * every acknowledged key exists with its acknowledged name and mode, and deleted keys are gone.
 
 Device rows and daily counters are written after the answer by design, so the last moments of
@@ -100,7 +103,7 @@ class UploadState:
     inflight_end: int | None = None  # end of a PATCH sent but not answered
     final_sent: bool = False
     terminate_sent: bool = False
-    # open | done (bundle acked) | refused (refusal acked) | terminated (acked) | lost-creation
+    # open | done (bundle acked) | refused (refusal acked) | terminated (acked) | lost
     status: str = "open"
     verified_download: bool = False
 

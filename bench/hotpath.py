@@ -151,8 +151,22 @@ def _cmdline(pid: int) -> str:
     return ""
 
 
-def wrk(url: str, duration: int, connections: int, threads: int) -> dict[str, Any]:
-    """Run wrk with hotpath.lua; its JSON summary plus the latency percentiles."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children so far (the serving processes)."""
+    total = 0.0
+    for process in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wrk(
+    url: str, duration: int, connections: int, threads: int, pid: int | None = None
+) -> dict[str, Any]:
+    """Run wrk with hotpath.lua; its JSON summary plus the latency percentiles (and, given the
+    server's pid, the server's CPU time per request)."""
+    cpu_before = _cpu_seconds(pid) if pid else 0.0
     command = [
         "wrk",
         f"-t{threads}",
@@ -173,6 +187,11 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> dict[str, An
     summary["rps"] = round(summary["requests"] / summary["duration_s"], 1)
     # The machine's 1-minute load average around the run: other work competing for the CPUs.
     summary["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    if pid:
+        # CPU time the server spent per request: unlike req/s, it does not depend on how much
+        # of the machine other work takes.
+        spent = _cpu_seconds(pid) - cpu_before
+        summary["server_cpu_ms_per_request"] = round(spent * 1000 / max(summary["requests"], 1), 3)
     return summary
 
 
@@ -311,7 +330,8 @@ async def _pg_admin(statement: str) -> None:
         await connection.close()
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Seed once, then for each worker count: the bare ceiling, then ``/updates``."""
     work = Path(tempfile.mkdtemp(prefix="capgo-hotpath-"))
     log = work / "server.log"
     database_url: str | None = None
@@ -324,14 +344,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = server_env(work / "data", database_url, port)
-    workers = ["--workers", str(args.workers)]
-    result: dict[str, Any] = {
+    common: dict[str, Any] = {
         "engine": args.engine,
-        "workers": args.workers,
         "connections": args.connections,
         "wrk_threads": args.threads,
         "duration_s": args.duration,
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "dataset": {
             "apps": APPS,
@@ -341,21 +358,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "overrides": APPS * OVERRIDES_PER_APP,
         },
     }
+    results: list[dict[str, Any]] = []
     try:
-        # 1. The framework's ceiling, same uvicorn options.
-        bare = [
-            str(VENV_BIN / "python"),
-            str(BENCH / "hotpath_bare.py"),
-            "--port",
-            str(port),
-            *workers,
-        ]
-        with serving(bare, env, f"{base}/updates", log):
-            wrk(f"{base}", 3, args.connections, args.threads)  # warm-up
-            result["bare"] = wrk(base, args.duration, args.connections, args.threads)
-        print(f"bare: {result['bare']['rps']} req/s", flush=True)
-
-        # 2. The dataset.
+        # 1. The dataset.
         subprocess.run(
             [str(VENV_BIN / "capgo-server"), "migrate"], env=env, check=True, capture_output=True
         )
@@ -374,8 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         account = json.loads(created.stdout)
         started = time.monotonic()
-        serve = [str(VENV_BIN / "capgo-server"), "serve", "--port", str(port), *workers]
-        with serving(serve, env, f"{base}/ok", log):
+        with serving(capgo_command(port, 1), env, f"{base}/ok", log):
             # One writer at a time on SQLite: concurrent API writes there can fail with
             # "database is locked" (a deferred transaction cannot upgrade to a write lock).
             concurrency = 1 if args.engine == "sqlite" else 8
@@ -383,28 +387,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         asyncio.run(
             seed_devices(database_url or f"sqlite+aiosqlite:///{work / 'data' / 'capgo.db'}")
         )
-        result["seed_s"] = round(time.monotonic() - started, 1)
-        print(f"seeded in {result['seed_s']} s", flush=True)
+        common["seed_s"] = round(time.monotonic() - started, 1)
+        print(f"seeded in {common['seed_s']} s", flush=True)
 
-        # 3. The load.
-        with serving(serve, env, f"{base}/ok", log) as pid:
-            wrk(base, 5, args.connections, args.threads)  # warm-up: caches, connections
-            result["updates"] = wrk(base, args.duration, args.connections, args.threads)
-            print(f"updates: {result['updates']['rps']} req/s", flush=True)
-            if args.soak:
-                start_rss = server_rss_mib(pid)
-                soak = wrk(base, args.soak, args.connections, args.threads)
-                result["soak"] = {
-                    "duration_s": args.soak,
-                    "rps": soak["rps"],
-                    "errors": soak["errors"],
-                    "latency_ms": soak["latency_ms"],
-                    "rss_mib_start": start_rss,
-                    "rss_mib_end": server_rss_mib(pid),
-                }
-                print(f"soak: {result['soak']}", flush=True)
-        result["ratio_to_bare"] = round(result["updates"]["rps"] / result["bare"]["rps"], 3)
-        result["recorded"] = count_rows(database_url, work)
+        for count in args.worker_counts:
+            result = {
+                **common,
+                "workers": count,
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            # 2. The framework's ceiling, same uvicorn options, right before.
+            with serving(bare_command(port, count), env, f"{base}/ok", log) as pid:
+                wrk(base, 3, args.connections, args.threads)  # warm-up
+                result["bare"] = wrk(base, args.duration, args.connections, args.threads, pid)
+            print(f"w{count} bare: {result['bare']['rps']} req/s", flush=True)
+            # 3. The load.
+            with serving(capgo_command(port, count), env, f"{base}/ok", log) as pid:
+                wrk(base, 5, args.connections, args.threads)  # warm-up: caches, connections
+                result["updates"] = wrk(base, args.duration, args.connections, args.threads, pid)
+                print(f"w{count} updates: {result['updates']['rps']} req/s", flush=True)
+                if args.soak and count == args.worker_counts[0]:
+                    start_rss = server_rss_mib(pid)
+                    soak = wrk(base, args.soak, args.connections, args.threads, pid)
+                    result["soak"] = {
+                        "duration_s": args.soak,
+                        "rps": soak["rps"],
+                        "errors": soak["errors"],
+                        "requests": soak["requests"],
+                        "latency_ms": soak["latency_ms"],
+                        "loadavg_1m": soak["loadavg_1m"],
+                        "rss_mib_start": start_rss,
+                        "rss_mib_end": server_rss_mib(pid),
+                    }
+                    print(f"soak: {result['soak']}", flush=True)
+            result["ratio_to_bare"] = round(result["updates"]["rps"] / result["bare"]["rps"], 3)
+            result["cpu_ratio_to_bare"] = round(
+                result["bare"]["server_cpu_ms_per_request"]
+                / result["updates"]["server_cpu_ms_per_request"],
+                3,
+            )
+            # Written by the server's shutdown flush: every answered request left its event.
+            result["recorded_after_shutdown"] = count_rows(database_url, work)
+            results.append(result)
     finally:
         if args.keep:
             print(f"kept {work}", flush=True)
@@ -412,7 +436,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(work, ignore_errors=True)
         if args.engine == "postgresql" and not args.keep:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-    return result
+    return results
+
+
+def bare_command(port: int, workers: int) -> list[str]:
+    script = str(BENCH / "hotpath_bare.py")
+    return [str(VENV_BIN / "python"), script, "--port", str(port), "--workers", str(workers)]
+
+
+def capgo_command(port: int, workers: int) -> list[str]:
+    serve = [str(VENV_BIN / "capgo-server"), "serve"]
+    return [*serve, "--port", str(port), "--workers", str(workers)]
 
 
 def count_rows(database_url: str | None, work: Path) -> dict[str, int]:
@@ -446,16 +480,18 @@ def count_rows(database_url: str | None, work: Path) -> dict[str, int]:
 
 def table() -> str:
     rows = [
-        "| Engine | Workers | `/updates` req/s | Bare FastAPI req/s | Ratio | p50 | p99 | Errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Engine | Workers | `/updates` req/s | Bare req/s | Ratio | CPU ratio | p50 | p99 "
+        "| Errors | Load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(RESULTS.glob("hotpath-*.json")):
         r = json.loads(path.read_text())
         u = r["updates"]
         rows.append(
             f"| {r['engine']} | {r['workers']} | {u['rps']:,.0f} | {r['bare']['rps']:,.0f} | "
-            f"{r['ratio_to_bare']:.2f}x | {u['latency_ms']['p50']:.1f} ms | "
-            f"{u['latency_ms']['p99']:.1f} ms | {u['errors']} |"
+            f"{r['ratio_to_bare']:.2f} | {r.get('cpu_ratio_to_bare', 0):.2f} | "
+            f"{u['latency_ms']['p50']:.1f} ms | {u['latency_ms']['p99']:.1f} ms | "
+            f"{u['errors']} | {u.get('loadavg_1m', ['?'])[0]} |"
         )
     return "\n".join(rows)
 
@@ -465,7 +501,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--engine", choices=["sqlite", "postgresql"])
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="uvicorn workers; a list such as 1,2 measures each on the same dataset",
+    )
     parser.add_argument("--duration", type=int, default=30, help="seconds of measured load")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
@@ -480,16 +520,15 @@ def main() -> None:
         parser.error("--engine is required")
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
-    result = run(args)
+    args.worker_counts = [int(n) for n in str(args.workers).split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"hotpath-{args.engine}-w{args.workers}.json"
-    if out.exists() and not args.soak:  # keep an earlier soak's memory figures
-        previous = json.loads(out.read_text())
-        if "soak" in previous:
-            result["previous_soak"] = previous["soak"]
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("engine", "workers", "ratio_to_bare")}))
-    print(f"wrote {out.relative_to(ROOT)}")
+    for result in run(args):
+        out = RESULTS / f"hotpath-{args.engine}-w{result['workers']}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        summary = ("engine", "workers", "ratio_to_bare", "cpu_ratio_to_bare")
+        print(json.dumps({key: result[key] for key in summary}))
+        print(f"wrote {out.relative_to(ROOT)}")
+    print(table())
 
 
 if __name__ == "__main__":

@@ -127,6 +127,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/ok", ok, methods=[method], tags=["health"], operation_id=f"ok_{method.lower()}"
         )
 
+    # The device protocol first: a request is matched against the routes in order, and the
+    # device endpoints carry almost all of the traffic (no path here overlaps another).
+    app.include_router(updates_router)
+    app.include_router(stats_router)
+    app.include_router(channel_self_router)
     app.include_router(organization_router)
     app.include_router(members_router)
     app.include_router(apikey_router)
@@ -136,7 +141,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bundles_router)
     app.include_router(statistics_router)
     app.include_router(files_router)
-    app.include_router(updates_router)
-    app.include_router(stats_router)
-    app.include_router(channel_self_router)
     return app

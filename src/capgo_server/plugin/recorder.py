@@ -27,13 +27,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.background import BackgroundTask
 
-from capgo_server.db.session import TransactionalRoute
+from capgo_server.db.session import Session, TransactionalRoute
 from capgo_server.plugin.recording import PENDING, ActivityMemo, Recording, write, write_batch
 
 logger = logging.getLogger("capgo_server.plugin")
@@ -160,10 +162,15 @@ class Recorder:
 
 class DeviceRoute(TransactionalRoute):
     """The route class of the device endpoints: one transaction per request (as every route)
-    and the bookkeeping that lets the recorder tell when the server is idle."""
+    when the handler asks for the request's ``Session``, none when it does not (``/updates``
+    answers from the worker's cache), and the bookkeeping that lets the recorder tell when the
+    server is idle."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        if _uses_session(self):
+            handler = super().get_route_handler()
+        else:
+            handler = APIRoute.get_route_handler(self)
 
         async def handle_device_request(request: Request) -> Response:
             recorder: Recorder = request.app.state.recorder
@@ -180,6 +187,16 @@ class DeviceRoute(TransactionalRoute):
             return response
 
         return handle_device_request
+
+
+def _uses_session(route: APIRoute) -> bool:
+    """Whether the route's handler or any of its dependencies asks for the request session."""
+    wanted = get_args(Session)[1].dependency
+
+    def asks(dependant: Dependant) -> bool:
+        return dependant.call is wanted or any(asks(d) for d in dependant.dependencies)
+
+    return asks(route.dependant)
 
 
 async def _then_settle(

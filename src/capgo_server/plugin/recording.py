@@ -19,10 +19,10 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import Request
-from sqlalchemy import func, insert, inspect, select
+from sqlalchemy import Table, func, insert, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -114,8 +114,18 @@ _CHUNK = 500
 
 
 def _insert(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+    # On the table, not the class: a Core executemany, without the ORM's per-row bulk handling.
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
+
+
+def _table(model: type[DeclarativeBase]) -> Table:
+    return cast(Table, model.__table__)
+
+
+async def _execute(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Any:
+    """Run ``statement`` for every row, as one Core executemany on the session's connection."""
+    return await (await session.connection()).execute(statement, rows)
 
 
 @dataclass
@@ -181,7 +191,7 @@ async def write_batch(
             await _count_new_days(session, day, new, mau)
             seen[day] = pairs
     if batch.events:
-        await session.execute(insert(StatsEvent), batch.events)
+        await _execute(session, insert(_table(StatsEvent)), batch.events)
     if batch.counts:
         rows = [
             {"app_id": app_id, "date": day, "version_name": name, **counters}
@@ -203,7 +213,7 @@ async def _upsert_many(
         index_elements=key,
         set_={name: statement.excluded[name] for name in rows[0] if name not in key},
     )
-    await session.execute(statement, rows)
+    await _execute(session, statement, rows)
 
 
 async def _add_many(
@@ -217,9 +227,9 @@ async def _add_many(
     statement = _insert(session, model)
     statement = statement.on_conflict_do_update(
         index_elements=key,
-        set_={name: getattr(model, name) + statement.excluded[name] for name in counters},
+        set_={name: _table(model).c[name] + statement.excluded[name] for name in counters},
     )
-    await session.execute(statement, rows)
+    await _execute(session, statement, rows)
 
 
 async def _insert_absent_activity(
@@ -233,11 +243,11 @@ async def _insert_absent_activity(
     statement = (
         _insert(session, DeviceActivity)
         .on_conflict_do_nothing(index_elements=primary_key)
-        .returning(DeviceActivity.app_id, DeviceActivity.device_id)
+        .returning(_table(DeviceActivity).c.app_id, _table(DeviceActivity).c.device_id)
     )
     rows = [{"app_id": a, "date": day, "device_id": d} for a, d in pairs]
     new: dict[str, list[str]] = defaultdict(list)
-    for app_id, device_id in await session.execute(statement, rows):
+    for app_id, device_id in await _execute(session, statement, rows):
         new[app_id].append(device_id)
     return new
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from capgo_server.models import Bundle, Channel, ChannelOverride
 from capgo_server.plugin.rollout import rollout_bundle_id
@@ -23,25 +23,28 @@ class ResolvedChannel:
     from_override: bool
 
 
-async def _override(session: AsyncSession, snapshot: AppSnapshot, device_id: str) -> Channel | None:
+async def _override(
+    sessionmaker: async_sessionmaker[AsyncSession], snapshot: AppSnapshot, device_id: str
+) -> Channel | None:
     if snapshot.app.channel_device_count <= 0:  # no overrides at all: skip the lookup (as Capgo)
         return None
     if snapshot.overrides is not None:
         channel_id = snapshot.overrides.get(device_id)
     else:  # too many overrides to keep in memory: ask the database
-        channel_id = await session.scalar(
-            select(ChannelOverride.channel_id)
-            .where(
-                ChannelOverride.app_id == snapshot.app.app_id,
-                ChannelOverride.device_id == device_id,
+        async with sessionmaker() as session:
+            channel_id = await session.scalar(
+                select(ChannelOverride.channel_id)
+                .where(
+                    ChannelOverride.app_id == snapshot.app.app_id,
+                    ChannelOverride.device_id == device_id,
+                )
+                .limit(1)
             )
-            .limit(1)
-        )
     return None if channel_id is None else snapshot.channels_by_id.get(channel_id)
 
 
 async def resolve_channel(
-    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
     snapshot: AppSnapshot,
     device_id: str,
     default_channel: str | None,
@@ -49,7 +52,7 @@ async def resolve_channel(
 ) -> ResolvedChannel | None:
     """The device's override wins entirely; else the named default channel (any channel); else
     the first public channel enabled for the platform (lowest id). ``None``: no channel."""
-    override = await _override(session, snapshot, device_id)
+    override = await _override(sessionmaker, snapshot, device_id)
     if override is not None:
         return ResolvedChannel(override, from_override=True)
     if default_channel:

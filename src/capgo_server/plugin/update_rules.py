@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -87,13 +88,13 @@ class UpdateRequest(BaseModel):
             raise ValueError("plugin_version must be a semantic version")
         return value
 
-    @property
+    @cached_property
     def plugin(self) -> SemVer:
         parsed = SemVer.parse(self.plugin_version)
         assert parsed is not None  # validated above
         return parsed
 
-    @property
+    @cached_property
     def native(self) -> SemVer:
         parsed = SemVer.parse(self.version_build)
         assert parsed is not None  # normalised by normalise_plugin_body

@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from capgo_server.db.session import Session
 from capgo_server.errors import ApiError
 from capgo_server.files.signing import download_url, sign_path
 from capgo_server.parsing import documented_body, strict_json_body
@@ -71,7 +70,7 @@ def _device_seen(body: UpdateRequest, version_name: str) -> DeviceSeen:
 
 
 async def _answer(
-    request: Request, session: Session, body: UpdateRequest
+    request: Request, body: UpdateRequest
 ) -> tuple[dict[str, Any] | Refusal, str | None]:
     """The answer to ``body`` and the name of the bundle it is about (if any)."""
     cache: UpdateCache = request.app.state.update_cache
@@ -83,7 +82,7 @@ async def _answer(
     if refusal is not None:
         return refusal, None
     resolved = await queries.resolve_channel(
-        session, snapshot, body.device_id, body.defaultChannel, body.platform
+        request.app.state.sessionmaker, snapshot, body.device_id, body.defaultChannel, body.platform
     )
     if resolved is None:
         return no_channel(), None
@@ -114,10 +113,11 @@ _ROUTE: dict[str, Any] = {
 
 @updates_router.post("/updates", **_ROUTE)
 @updates_router.post("/plugin/updates", **_ROUTE)
-async def updates(request: Request, session: Session) -> JSONResponse:
+async def updates(request: Request) -> JSONResponse:
     """The bundle this device should run, or why it gets none (HTTP 200 either way)."""
+    # No request session: a warm answer reads nothing from the database (see DeviceRoute).
     body = normalise_plugin_body(await read_plugin_body(request), UpdateRequest)
-    answer, bundle_name = await _answer(request, session, body)
+    answer, bundle_name = await _answer(request, body)
     recording = Recording(body.app_id, body.device_id)
     if isinstance(answer, Refusal):
         recording.device = _device_seen(body, body.version_name)

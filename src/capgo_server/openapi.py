@@ -108,9 +108,21 @@ SECURITY_SCHEMES = {
     "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
 }
 
+#: A sub-key narrowing the calling key (``auth.principal``): the id of another key of the same
+#: user, limited to organizations or apps.
+SUBKEY_HEADER = {
+    "name": "x-limited-key-id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    "description": "Id of a sub-key (a key of the same user limited to orgs or apps) that "
+    "narrows what this request may reach",
+}
+
 
 def _finish(document: dict[str, Any]) -> dict[str, Any]:
-    """Drop the 422 answers; declare the key on every operation that can refuse one (401)."""
+    """Drop the 422 answers; declare the key, and the sub-key header, on every operation that
+    can refuse one (401)."""
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -119,6 +131,7 @@ def _finish(document: dict[str, Any]) -> dict[str, Any]:
             responses.pop("422", None)
             if "401" in responses:
                 operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+                operation.setdefault("parameters", []).append(SUBKEY_HEADER)
     components = document.setdefault("components", {})
     schemas = components.get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):

@@ -3,14 +3,15 @@ valid key (issue 7).
 
 A realistic account is seeded through the API (a user with an ``all`` key, an app, a public and
 a private channel, two bundles, a device that asked for an update and is pinned to a channel, a
-second key, a pending member invitation, an unfinished upload). For each operation of the
-served document, schemathesis generates ``CAPGO_FUZZ_EXAMPLES`` requests (default
-:data:`DEFAULT_EXAMPLES`), half from the documented schemas (positive) and half deliberately
-violating them (negative). Fields naming things (``app_id``, ``orgId``, ``channel``,
-``version``, ``device_id``, ``upload_id``...) are swapped for the seeded ones in a third of the
-requests, and some of them in another third, so that requests get past the lookups and reach
-the code behind them. Each request is sent three times: with the account's key, with no key,
-and with a well-formed key that does not exist.
+second key, a sub-key limited to the organization, a pending member invitation, an unfinished
+upload). For each operation of the served document, schemathesis generates
+``CAPGO_FUZZ_EXAMPLES`` requests (default :data:`DEFAULT_EXAMPLES`), half from the documented
+schemas (positive) and half deliberately violating them (negative). Fields naming things
+(``app_id``, ``orgId``, ``channel``, ``version``, ``device_id``, ``upload_id``,
+``x-limited-key-id``...) are swapped for the seeded ones in a third of the requests, and some
+of them in another third, so that requests get past the lookups and reach the code behind
+them. Each request is sent three times: with the account's key, with no key, and with a
+well-formed key that does not exist.
 
 Every answer must pass schemathesis' ``not_a_server_error`` (no 5xx), ``status_code_conformance``
 (the status is documented for the operation), ``content_type_conformance`` and
@@ -68,6 +69,7 @@ CHECKS = [
 ]
 DEVICE_ID = "00000000-f022-4000-8000-000000000001"
 KEY_HEADERS = {"authorization", "capgkey", "x-api-key"}
+SUBKEY = "x-limited-key-id"
 
 # tus PATCH bodies are raw bytes, sent as octet-stream bodies are.
 schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
@@ -180,6 +182,7 @@ async def seed_account(app: FastAPI, client: httpx.AsyncClient, n: int) -> Seed:
     invite = {"orgId": owner.org_id, "email": member.email, "invite_type": "read"}
     _ok(await client.post("/organization/members", json=invite, headers=headers))
     victim = await make_key(client, owner, name="victim", mode="read")
+    subkey = await make_key(client, owner, name="sub-key", limited_to_orgs=[owner.org_id])
     filename = base64.b64encode(f"orgs/{owner.org_id}/apps/{app_id}/2.0.0.zip".encode()).decode()
     upload = await client.post(
         "/files/upload/attachments/",
@@ -209,6 +212,7 @@ async def seed_account(app: FastAPI, client: httpx.AsyncClient, n: int) -> Seed:
         "plugin_version": "7.0.0",
         "upload_id": upload.headers["location"].rsplit("/", 1)[-1],
         "Upload-Metadata": f"filename {filename}",
+        SUBKEY: str(subkey["id"]),
     }
     return Seed(owner, app_id, int(victim["id"]), values)
 
@@ -297,6 +301,10 @@ def generate(operation: Any, seed: Seed) -> list[Case]:
         case.query = _substitute(case.query, seed.values, mask)
         case.body = _substitute(case.body, seed.values, mask)
         case.headers = _substitute(case.headers, seed.values, mask)
+        if mode != "generated" and case.headers and case.headers.get(SUBKEY) != seed.values[SUBKEY]:
+            # A made-up sub-key id is refused before anything else (401 invalid_subkey): keep
+            # those to the generated third, so that the seeded requests reach the route.
+            case.headers.pop(SUBKEY, None)
         cases.append(case)
 
     collect()

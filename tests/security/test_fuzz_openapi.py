@@ -57,7 +57,7 @@ from capgo_server.app import create_app
 from capgo_server.settings import Settings
 from tests.conftest import Account, empty_all_tables, make_account, make_key
 
-DEFAULT_EXAMPLES = 15
+DEFAULT_EXAMPLES = 30
 EXAMPLES = int(os.environ.get("CAPGO_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
 BASE_URL = "http://capgo.test"
 UNKNOWN_KEY = "00000000-0000-4000-8000-00000000dead"

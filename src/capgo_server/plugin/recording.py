@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal, cast
 
 from fastapi import Request
-from sqlalchemy import Table, func, insert, inspect, select
+from sqlalchemy import Table, func, insert, inspect, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
@@ -259,34 +259,39 @@ async def _count_new_days(
     mau: dict[tuple[str, date], int],
 ) -> None:
     """:func:`~capgo_server.statistics.rollups.count_active_day` for many devices of one day:
-    the same window change per device, the changes summed per (app, day) into ``mau``."""
-    for app_id, device_ids in new.items():
-        for start in range(0, len(device_ids), _CHUNK):
-            chunk = device_ids[start : start + _CHUNK]
-            previous = await _nearest_days(session, app_id, chunk, day, before=True)
-            following = await _nearest_days(session, app_id, chunk, day, before=False)
-            for device_id in chunk:
-                covered = window_change(day, previous.get(device_id), following.get(device_id))
-                if covered is None:
-                    continue
-                first, last = covered
-                for when, change in ((first, 1), (last + timedelta(days=1), -1)):
-                    mau[(app_id, when)] = mau.get((app_id, when), 0) + change
+    the same window change per device, the changes summed per (app, day) into ``mau``.
+
+    Two queries per :data:`_CHUNK` devices, whatever the number of apps: under load every
+    ``await`` of the writer waits behind the requests, so it makes few of them.
+    """
+    pairs = [(app_id, device_id) for app_id, ids in new.items() for device_id in ids]
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = pairs[start : start + _CHUNK]
+        previous = await _nearest_days(session, chunk, day, before=True)
+        following = await _nearest_days(session, chunk, day, before=False)
+        for pair in chunk:
+            covered = window_change(day, previous.get(pair), following.get(pair))
+            if covered is None:
+                continue
+            first, last = covered
+            for when, change in ((first, 1), (last + timedelta(days=1), -1)):
+                mau[(pair[0], when)] = mau.get((pair[0], when), 0) + change
 
 
 async def _nearest_days(
-    session: AsyncSession, app_id: str, device_ids: list[str], day: date, *, before: bool
-) -> dict[str, date]:
-    """Each device's active day nearest ``day``, before or after it (devices without one are
-    left out)."""
-    nearest = func.max(DeviceActivity.date) if before else func.min(DeviceActivity.date)
-    side = DeviceActivity.date < day if before else DeviceActivity.date > day
+    session: AsyncSession, pairs: list[tuple[str, str]], day: date, *, before: bool
+) -> dict[tuple[str, str], date]:
+    """Each (app, device)'s active day nearest ``day``, before or after it (those without one
+    are left out)."""
+    table = _table(DeviceActivity)
+    nearest = func.max(table.c.date) if before else func.min(table.c.date)
+    side = table.c.date < day if before else table.c.date > day
     rows = await session.execute(
-        select(DeviceActivity.device_id, nearest)
-        .where(DeviceActivity.app_id == app_id, DeviceActivity.device_id.in_(device_ids), side)
-        .group_by(DeviceActivity.device_id)
+        select(table.c.app_id, table.c.device_id, nearest)
+        .where(tuple_(table.c.app_id, table.c.device_id).in_(pairs), side)
+        .group_by(table.c.app_id, table.c.device_id)
     )
-    return {device_id: found for device_id, found in rows}
+    return {(app_id, device_id): found for app_id, device_id, found in rows}
 
 
 class ActivityMemo:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import weakref
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from sqlalchemy.sql.schema import Column
 from capgo_server.clock import utcnow
 from capgo_server.models import App, Bundle, Channel, ChannelOverride
 from capgo_server.plugin.common import PLATFORMS
+
+logger = logging.getLogger("capgo_server.plugin")
 
 #: How often a worker looks for apps changed by other workers: the longest a change made
 #: through another worker takes to reach this one's answers (plus one query).
@@ -238,9 +241,11 @@ class UpdateCache:
                         select(App.app_id, App.updated_at).where(App.updated_at >= since)
                     )
                 ).all()
-        except Exception:  # keep answering from memory; the next poll retries
-            self._next_poll = time.monotonic()
-            raise
+        except Exception:
+            # The database is unreachable, so nothing can change in it either: keep answering
+            # from memory (snapshots still expire after MAX_AGE_SECONDS); the next poll retries.
+            logger.warning("update cache: could not poll for changed apps", exc_info=True)
+            return
         if self._app_count is not None and count != self._app_count:
             self.invalidate({EVERY_APP})
         self._app_count = count

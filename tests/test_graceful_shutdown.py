@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.statistics.support import device_body
 from tests.test_cli import account_of, cli_env, run_cli
 from tests.test_serve import CLEAN_EXITS, SHUTDOWN_SECONDS, running_server
 
@@ -20,22 +21,6 @@ APP_ID = "com.example.shutdown"
 #: hold a few MB at most, and the client reads slowly).
 BUNDLE_BYTES = 24 * 1024 * 1024
 DEVICES = [str(uuid.UUID(int=n + 1)) for n in range(20)]
-
-
-def _device_body(device_id: str) -> dict[str, object]:
-    return {
-        "app_id": APP_ID,
-        "device_id": device_id,
-        "platform": "android",
-        "version_name": "builtin",
-        "version_build": "1.0.0",
-        "version_code": "1",
-        "version_os": "14",
-        "plugin_version": "7.17.0",
-        "custom_id": "",
-        "is_emulator": False,
-        "is_prod": True,
-    }
 
 
 def test_sigterm_finishes_a_download_in_flight_and_keeps_what_was_recorded(
@@ -71,7 +56,7 @@ def test_sigterm_finishes_a_download_in_flight_and_keeps_what_was_recorded(
             url = httpx.URL(link.json()["url"])
             download_path = url.raw_path.decode()
             for device_id in DEVICES:
-                checked = http.post("/updates", json=_device_body(device_id))
+                checked = http.post("/updates", json=device_body(device_id, APP_ID))
                 assert checked.status_code == 200, checked.text
 
             digest = hashlib.sha256()

@@ -1017,10 +1017,16 @@ class Bench:
         for key in journal.keys.values():
             row = rows.pop(key.id, None)
             if key.deleted:
-                if row is not None:
+                if row is not None and row["name"] in (key.name, key.pending_name):
                     journal.fail(f"key {key.id}: deleted (acknowledged) but still listed")
-                else:
-                    journal.verified["deleted keys gone"] += 1
+                    continue
+                if row is not None:
+                    # Another key under the same id: SQLite hands the largest rowid out again
+                    # once its row is deleted, here to a creation whose answer a kill cut off
+                    # (names are unique per creation). It is matched by name below.
+                    rows[row["id"]] = row
+                    journal.notes["key ids given again after a deletion (SQLite)"] += 1
+                journal.verified["deleted keys gone"] += 1
                 continue
             if row is None:
                 if key.pending_delete:

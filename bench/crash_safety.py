@@ -69,6 +69,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from capgo_server.db.admin import admin_execute
 from capgo_server.tus_client import TUS_VERSION, TusUploader, encode_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -353,15 +354,6 @@ class Bench:
         self.pg_db = f"crash_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         return f"postgresql+asyncpg://{parts.netloc}/{self.pg_db}"
 
-    async def pg_admin(self, sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.args.pg_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     def pg_target_url(self) -> str:
         parts = urlsplit(self.args.pg_url)
         return f"postgresql://{parts.netloc}/{self.pg_db}"
@@ -369,7 +361,7 @@ class Bench:
     async def setup(self) -> None:
         url = self.database_url()
         if self.pg_db:
-            await self.pg_admin(f'CREATE DATABASE "{self.pg_db}"')
+            await admin_execute(self.args.pg_url, f'CREATE DATABASE "{self.pg_db}"')
         base = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -1110,7 +1102,9 @@ class Bench:
         if not self.args.keep:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             if self.pg_db:
-                await self.pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)')
+                await admin_execute(
+                    self.args.pg_url, f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)'
+                )
 
 
 CONSISTENCY_SQL = {

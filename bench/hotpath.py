@@ -317,17 +317,9 @@ def server_env(data_dir: Path, database_url: str | None, port: int) -> dict[str,
 
 
 async def _pg_admin(statement: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
+    from capgo_server.db.admin import admin_execute
 
-    url = make_url(PG_URL)
-    connection = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, database=url.database
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+    await admin_execute(PG_URL, statement)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -50,6 +50,7 @@ from sqlalchemy.engine import make_url
 import capgo_server
 from capgo_server.app import create_app
 from capgo_server.clock import frozen_at
+from capgo_server.db.admin import admin_execute
 from capgo_server.db.engine import make_engine
 from capgo_server.db.migrate import upgrade_to_head
 from capgo_server.files.downloads import record_bandwidth
@@ -130,24 +131,6 @@ def at_noon(day: date) -> datetime:
 # --- the database -------------------------------------------------------------------------------
 
 
-async def _admin_execute(url: str, statement: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database or "postgres",
-        timeout=5,
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @asynccontextmanager
 async def fresh_database(config: Config) -> AsyncIterator[tuple[str, Path]]:
     """A migrated, empty database URL and a data directory, both removed afterwards."""
@@ -161,7 +144,7 @@ async def fresh_database(config: Config) -> AsyncIterator[tuple[str, Path]]:
             name = None
         else:
             name = f"capgo_bench_{uuid.uuid4().hex[:12]}"
-            await _admin_execute(config.pg_url, f'CREATE DATABASE "{name}"')
+            await admin_execute(config.pg_url, f'CREATE DATABASE "{name}"')
             url = make_url(config.pg_url).set(database=name).render_as_string(hide_password=False)
         try:
             engine = make_engine(url)
@@ -170,9 +153,7 @@ async def fresh_database(config: Config) -> AsyncIterator[tuple[str, Path]]:
             yield url, data_dir
         finally:
             if name is not None:
-                await _admin_execute(
-                    config.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-                )
+                await admin_execute(config.pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- seeding ------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from capgo_server.app import create_app
 from capgo_server.clock import to_js_iso, utcnow
+from capgo_server.db.admin import admin_execute
 from capgo_server.db.base import Base
 from capgo_server.db.engine import make_engine
 from capgo_server.db.migrate import upgrade_to_head
@@ -34,24 +35,6 @@ from capgo_server.users.service import create_user
 
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ENGINES = ["sqlite", "postgresql"]
-
-
-async def _admin_execute(url: str, statement: str) -> None:
-    import asyncpg
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username,
-        password=parsed.password,
-        database=parsed.database or "postgres",
-        timeout=5,
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest_asyncio.fixture(scope="session", params=ENGINES, loop_scope="session")
@@ -70,7 +53,7 @@ async def database_url(
     base_url = os.environ.get("CAPGO_TEST_DATABASE_URL", DEFAULT_PG_URL)
     name = f"capgo_test_{uuid.uuid4().hex[:12]}"
     try:
-        await _admin_execute(base_url, f'CREATE DATABASE "{name}"')
+        await admin_execute(base_url, f'CREATE DATABASE "{name}"')
     except (OSError, Exception) as exc:  # asyncpg raises several unrelated types
         if os.environ.get("CAPGO_TEST_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL at {base_url} is required but not usable: {exc}")
@@ -80,7 +63,7 @@ async def database_url(
     await upgrade_to_head(engine)
     await engine.dispose()
     yield url
-    await _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def empty_all_tables(url: str) -> None:

@@ -95,30 +95,27 @@ def _point_dates(days: Days) -> list[str]:
 
 def points(days: Days, usage: Usage) -> list[Point]:
     """One point per day (``StatsPoint``)."""
+    return _points(_point_dates(days), usage)
+
+
+def _points(dates: list[str], usage: Usage) -> list[Point]:
     return [
         {"date": when, "mau": mau, "storage": storage, "bandwidth": sent, "build_time_seconds": 0}
         for when, mau, storage, sent in zip(
-            _point_dates(days), usage.mau, usage.storage, usage.bandwidth, strict=True
+            dates, usage.mau, usage.storage, usage.bandwidth, strict=True
         )
     ]
 
 
 def breakdown(days: Days, total: Usage, per_app: dict[str, Usage]) -> dict[str, list[Point]]:
     """``{"global": points, "byApp": each app's points with its app_id}`` (``OrgBreakdown``)."""
+    # The dates are formatted once for every app: a year of 100 apps would otherwise format
+    # 36,500 of them.
     dates = _point_dates(days)
     by_app: list[Point] = [
-        {
-            "app_id": app_id,
-            "date": when,
-            "mau": mau,
-            "storage": storage,
-            "bandwidth": sent,
-            "build_time_seconds": 0,
-        }
+        {"app_id": app_id, **point}
         for app_id, usage in per_app.items()
-        for when, mau, storage, sent in zip(
-            dates, usage.mau, usage.storage, usage.bandwidth, strict=True
-        )
+        for point in _points(dates, usage)
     ]
     return {"global": points(days, total), "byApp": by_app}
 

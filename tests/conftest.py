@@ -75,6 +75,8 @@ async def empty_all_tables(url: str) -> None:
         else:
             for table in reversed(Base.metadata.sorted_tables):
                 await connection.execute(delete(table))
+            # Ids start again at 1, as RESTART IDENTITY does on PostgreSQL.
+            await connection.execute(text("DELETE FROM sqlite_sequence"))
     await engine.dispose()
 
 

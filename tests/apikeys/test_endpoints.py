@@ -379,6 +379,18 @@ class TestDeleteApiKey:
             "moreInfo": {},
         }
 
+    async def test_the_deleted_newest_id_is_not_given_again(
+        self, client: httpx.AsyncClient, alice: Account
+    ) -> None:
+        # SQLite without AUTOINCREMENT handed the largest id out again once its row was gone.
+        deleted = await make_key(client, alice, name="deleted")
+        await client.delete(f"/apikey/{deleted['id']}", headers=alice.headers)
+        created = await make_key(client, alice, name="created after")
+        assert created["id"] > deleted["id"]
+        again = await client.delete(f"/apikey/{deleted['id']}", headers=alice.headers)
+        assert error_of(again) == (404, "api_key_not_found")
+        assert created["id"] in {key["id"] for key in await own_keys(client, alice)}
+
     async def test_deleted_key_stops_authenticating(
         self, client: httpx.AsyncClient, alice: Account
     ) -> None:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from capgo_server.models import Channel, ChannelOverride, DeployHistory
 from tests.apps.helpers import add_override, create_app, key_of, rows
-from tests.channels.helpers import APP_ID, cannot_access, save_channel
+from tests.channels.helpers import APP_ID, cannot_access, get_channel, save_channel
 from tests.conftest import Account, error_of
 from tests.members.helpers import add_member
 
@@ -47,6 +47,18 @@ class TestDeleteChannel:
             "/channel", params={"app_id": APP_ID, "channel": "production"}, headers=alice.headers
         )
         assert error_of(response) == (400, "cannot_find_version")
+
+    async def test_the_deleted_newest_id_is_not_given_again(
+        self, client: httpx.AsyncClient, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="production")
+        await save_channel(client, alice, channel="beta")
+        deleted = await get_channel(client, alice, "beta")
+        assert (await delete_channel(client, alice, channel="beta")).status_code == 200
+        await save_channel(client, alice, channel="gamma")
+        created = await get_channel(client, alice, "gamma")
+        assert created["id"] > deleted["id"]
 
     async def test_keeps_the_app_override_count_right(
         self, client: httpx.AsyncClient, alice: Account

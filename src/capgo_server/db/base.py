@@ -22,6 +22,12 @@ NAMING_CONVENTION = {
 #: An auto-incrementing 64-bit id; SQLite only auto-increments a column typed INTEGER.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
+#: Table options every table keyed by a :data:`BigIntId` carries (in ``__table_args__``). Without
+#: ``AUTOINCREMENT`` SQLite hands out max(id) + 1, so once the row holding the largest id is
+#: deleted the next insert gets that id again (delete key 2, create one: key 2 again), and a
+#: client deleting by id twice could delete the newer row. PostgreSQL never reuses an id.
+NO_ID_REUSE: dict[str, Any] = {"sqlite_autoincrement": True}
+
 #: A JSON document (used for short string lists such as a key's ``limited_to_orgs``).
 JsonValue = JSON()
 

@@ -6,7 +6,7 @@ from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
-from capgo_server.db.base import Base, BigIntId, JsonValue, UTCDateTime
+from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, JsonValue, UTCDateTime
 
 
 class ApiKey(Base):
@@ -18,6 +18,7 @@ class ApiKey(Base):
     """
 
     __tablename__ = "apikeys"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,7 +7,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
-from capgo_server.db.base import Base, BigIntId, JsonValue, UTCDateTime
+from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, JsonValue, UTCDateTime
 
 
 class AuditLog(Base):
@@ -17,7 +17,7 @@ class AuditLog(Base):
     """
 
     __tablename__ = "audit_logs"
-    __table_args__ = (Index("ix_audit_logs_org_created", "org_id", "created_at", "id"),)
+    __table_args__ = (Index("ix_audit_logs_org_created", "org_id", "created_at", "id"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,7 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
-from capgo_server.db.base import Base, BigIntId, JsonValue, UTCDateTime
+from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, JsonValue, UTCDateTime
 
 #: Every app has these two bundles, both ``deleted`` (spec §4.3): ``unknown`` is the placeholder
 #: a channel points at when it has no bundle, ``builtin`` sends devices back to the native one.
@@ -31,6 +31,7 @@ class Bundle(Base):
     __table_args__ = (
         UniqueConstraint("name", "app_id"),
         Index("ix_app_versions_app_live_created", "app_id", "deleted", "created_at", "id"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)

@@ -6,7 +6,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
-from capgo_server.db.base import Base, BigIntId, UTCDateTime
+from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, UTCDateTime
 
 #: Values of ``disable_auto_update``: the largest semver jump a channel lets devices make.
 DISABLE_AUTO_UPDATE_VALUES = ("major", "minor", "patch", "version_number", "none")
@@ -16,7 +16,7 @@ class Channel(Base):
     """A release channel: which bundle devices of an app receive, and who may receive it."""
 
     __tablename__ = "channels"
-    __table_args__ = (UniqueConstraint("name", "app_id"),)
+    __table_args__ = (UniqueConstraint("name", "app_id"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -51,7 +51,7 @@ class ChannelOverride(Base):
     Deleting the channel deletes its overrides (House decision)."""
 
     __tablename__ = "channel_devices"
-    __table_args__ = (UniqueConstraint("app_id", "device_id"),)
+    __table_args__ = (UniqueConstraint("app_id", "device_id"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(String(64))
@@ -68,6 +68,7 @@ class DeployHistory(Base):
     """One entry each time a channel is pointed at a bundle."""
 
     __tablename__ = "deploy_history"
+    __table_args__ = NO_ID_REUSE
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     channel_id: Mapped[int] = mapped_column(

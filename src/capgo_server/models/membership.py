@@ -6,7 +6,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
-from capgo_server.db.base import Base, BigIntId, UTCDateTime
+from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, UTCDateTime
 
 
 class Membership(Base):
@@ -17,7 +17,7 @@ class Membership(Base):
     """
 
     __tablename__ = "org_users"
-    __table_args__ = (UniqueConstraint("org_id", "user_id"),)
+    __table_args__ = (UniqueConstraint("org_id", "user_id"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))

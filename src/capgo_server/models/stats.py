@@ -6,7 +6,7 @@ from sqlalchemy import BigInteger, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
-from capgo_server.db.base import Base, BigIntId, UTCDateTime
+from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, UTCDateTime
 
 
 class StatsEvent(Base):
@@ -14,7 +14,7 @@ class StatsEvent(Base):
     ``set``, ``download_fail``, ``noNew``, ``disableAutoUpdateToMajor``..."""
 
     __tablename__ = "stats"
-    __table_args__ = (Index("ix_stats_app_created", "app_id", "created_at", "id"),)
+    __table_args__ = (Index("ix_stats_app_created", "app_id", "created_at", "id"), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -36,8 +36,9 @@ async def test_upgrade_backfills_monthly_active_users(
     history = [(DEVICE_A, 1), (DEVICE_A, 2), (DEVICE_A, 40), (DEVICE_B, 5)]
     engine = make_engine(database_url)
     try:
-        async with engine.begin() as connection:
+        async with engine.connect() as connection:  # the migrations open their transaction
             await connection.run_sync(_downgrade_to_0003)
+        async with engine.begin() as connection:
             await connection.execute(delete(DeviceActivity))
             await connection.execute(
                 insert(DeviceActivity),

@@ -2,14 +2,81 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class MigrationError(SQLAlchemyError):
+    """Migrations refused to run, or to commit a database they would leave inconsistent.
+
+    A ``SQLAlchemyError`` so that ``migrate`` and ``serve`` report it as any database failure.
+    """
+
+
+@contextmanager
+def sqlite_migration_transaction(connection: Connection) -> Iterator[None]:
+    """Run the body (the migrations) in one SQLite transaction with foreign keys off.
+
+    Batch mode alters a table by copying it, dropping the original and renaming the copy. With
+    foreign keys on (every connection of ours has them), that DROP deletes the rows referring
+    to the original (ON DELETE CASCADE) or empties their reference (SET NULL). SQLite ignores
+    ``PRAGMA foreign_keys`` inside a transaction, so it is turned off before the transaction
+    begins, read back, and restored once the transaction has ended: the connection goes back to
+    the pool. Before committing, ``PRAGMA foreign_key_check`` must report no row referring to a
+    missing one. The transaction is opened explicitly because Python's sqlite3 driver opens
+    none before DDL: every migration of the run commits together or not at all.
+
+    Raises :class:`MigrationError` when ``connection`` is already in a transaction (pass a
+    connection from ``engine.connect()``, not ``engine.begin()``), when foreign keys cannot be
+    turned off, or when the check finds violations; the last two roll the run back.
+    """
+    if connection.in_transaction():
+        raise MigrationError(
+            "migrations on SQLite need a connection outside a transaction: foreign keys can "
+            "only be turned off between transactions"
+        )
+    was_on = _foreign_keys(connection)
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        if _foreign_keys(connection):
+            raise MigrationError("SQLite did not turn foreign keys off: a transaction is open")
+        connection.commit()  # ends the transaction SQLAlchemy began for the pragmas
+        with connection.begin():
+            if not _driver(connection).in_transaction:
+                connection.exec_driver_sql("BEGIN")
+            yield
+            violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if violations:
+                listed = "; ".join(
+                    f"{table} row {rowid} refers to a missing {parent} row"
+                    for table, rowid, parent, _ in violations
+                )
+                raise MigrationError(f"migrations would leave broken references: {listed}")
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        if was_on and not connection.invalidated:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def _foreign_keys(connection: Connection) -> bool:
+    return bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one())
+
+
+def _driver(connection: Connection) -> Any:
+    raw: Any = connection.connection.dbapi_connection
+    return getattr(raw, "_connection", raw)  # aiosqlite's adapter wraps the sqlite3 connection
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -31,8 +98,12 @@ def _current_revision(connection: Connection) -> str | None:
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Apply every pending migration on ``engine``'s database."""
-    async with engine.begin() as connection:
+    """Apply every pending migration on ``engine``'s database.
+
+    The migration environment opens and commits the transaction itself (on SQLite it must turn
+    foreign keys off before it: :func:`sqlite_migration_transaction`).
+    """
+    async with engine.connect() as connection:
         await connection.run_sync(_upgrade)
 
 
@@ -63,7 +134,7 @@ def new_revision(message: str) -> None:
 
         async def generate() -> None:
             await upgrade_to_head(engine)
-            async with engine.begin() as connection:
+            async with engine.connect() as connection:
                 await connection.run_sync(
                     lambda sync: command.revision(
                         alembic_config(sync), message=message, autogenerate=True

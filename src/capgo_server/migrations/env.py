@@ -3,6 +3,11 @@
 Migrations normally run through :func:`capgo_server.db.migrate.upgrade_to_head`, which hands a
 live connection in ``config.attributes["connection"]``. Run from the ``alembic`` command line,
 the URL comes from the ``CAPGO_*`` settings.
+
+On SQLite the run is one transaction with foreign keys off, checked before it commits
+(:func:`capgo_server.db.migrate.sqlite_migration_transaction`): batch mode's table rebuilds
+would otherwise delete the rows referring to the rebuilt table. The connection handed in must
+not be in a transaction yet.
 """
 
 from __future__ import annotations
@@ -15,12 +20,22 @@ from sqlalchemy import Connection
 import capgo_server.models  # noqa: F401  (registers every table on Base.metadata)
 from capgo_server.db.base import Base
 from capgo_server.db.engine import make_engine
+from capgo_server.db.migrate import sqlite_migration_transaction
 from capgo_server.settings import Settings
 
 target_metadata = Base.metadata
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Alembic sees the transaction as the caller's and runs every migration inside it.
+        with sqlite_migration_transaction(connection):
+            _configure_and_run(connection)
+    else:
+        _configure_and_run(connection)
+
+
+def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -33,7 +48,7 @@ def _run(connection: Connection) -> None:
 
 async def _run_with_own_engine() -> None:
     engine = make_engine(Settings().resolved_database_url)
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
 

@@ -162,10 +162,22 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def wrk(
-    url: str, duration: int, connections: int, threads: int, pid: int | None = None
+    url: str,
+    duration: int,
+    connections: int,
+    threads: int,
+    pid: int | None = None,
+    rate: float = 0,
 ) -> dict[str, Any]:
     """Run wrk with hotpath.lua; its JSON summary plus the latency percentiles (and, given the
-    server's pid, the server's CPU time per request)."""
+    server's pid, the server's CPU time per request).
+
+    ``rate``: about that many requests per second in all (each connection pausing before each
+    request, see hotpath.lua); 0 sends back to back, as fast as the server answers.
+    """
+    env = dict(os.environ)
+    if rate:
+        env["HOTPATH_PAUSE_MS"] = str(round(connections * 1000 / rate, 1))
     cpu_before = _cpu_seconds(pid) if pid else 0.0
     command = [
         "wrk",
@@ -179,7 +191,7 @@ def wrk(
         url,
     ]
     load_before = os.getloadavg()[0]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    completed = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     match = re.search(r"^HOTPATH (\{.*\})$", completed.stdout, re.MULTILINE)
     if match is None:
         raise RuntimeError(f"wrk printed no summary:\n{completed.stdout}\n{completed.stderr}")
@@ -341,6 +353,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "connections": args.connections,
         "wrk_threads": args.threads,
         "duration_s": args.duration,
+        "paced_rate": args.paced_rate,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "dataset": {
             "apps": APPS,
@@ -389,14 +402,18 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             # 2. The framework's ceiling, same uvicorn options, right before.
+            # Each server: throughput (back to back), then latency at a fixed, moderate rate.
+            load = (base, args.duration, args.connections, args.threads)
             with serving(bare_command(port, count), env, f"{base}/ok", log) as pid:
                 wrk(base, 3, args.connections, args.threads)  # warm-up
-                result["bare"] = wrk(base, args.duration, args.connections, args.threads, pid)
+                result["bare"] = wrk(*load, pid)
+                result["bare_paced"] = wrk(*load, pid, rate=args.paced_rate)
             print(f"w{count} bare: {result['bare']['rps']} req/s", flush=True)
             # 3. The load.
             with serving(capgo_command(port, count), env, f"{base}/ok", log) as pid:
                 wrk(base, 5, args.connections, args.threads)  # warm-up: caches, connections
-                result["updates"] = wrk(base, args.duration, args.connections, args.threads, pid)
+                result["updates"] = wrk(*load, pid)
+                result["updates_paced"] = wrk(*load, pid, rate=args.paced_rate)
                 print(f"w{count} updates: {result['updates']['rps']} req/s", flush=True)
                 if args.soak and count == args.worker_counts[0]:
                     start_rss = server_rss_mib(pid)
@@ -472,20 +489,30 @@ def count_rows(database_url: str | None, work: Path) -> dict[str, int]:
 
 def table() -> str:
     rows = [
-        "| Engine | Workers | `/updates` req/s | Bare req/s | Ratio | CPU ratio | p50 | p99 "
+        "| Engine | Workers | `/updates` req/s | Bare req/s | Ratio | CPU ratio "
+        "| p50 / p99, ~500 req/s | Bare p50 / p99, ~500 req/s | p50 / p99, flat out "
         "| Errors | Load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(RESULTS.glob("hotpath-*.json")):
         r = json.loads(path.read_text())
         u = r["updates"]
+        paced, bare_paced = r.get("updates_paced"), r.get("bare_paced")
+        errors = u["errors"] + (paced["errors"] if paced else 0)
         rows.append(
             f"| {r['engine']} | {r['workers']} | {u['rps']:,.0f} | {r['bare']['rps']:,.0f} | "
             f"{r['ratio_to_bare']:.2f} | {r.get('cpu_ratio_to_bare', 0):.2f} | "
-            f"{u['latency_ms']['p50']:.1f} ms | {u['latency_ms']['p99']:.1f} ms | "
-            f"{u['errors']} | {u.get('loadavg_1m', ['?'])[0]} |"
+            f"{_percentiles(paced)} | {_percentiles(bare_paced)} | {_percentiles(u)} | "
+            f"{errors} | {u.get('loadavg_1m', ['?'])[0]} |"
         )
     return "\n".join(rows)
+
+
+def _percentiles(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "—"
+    latency = run["latency_ms"]
+    return f"{latency['p50']:.1f} / {latency['p99']:.1f} ms"
 
 
 def main() -> None:
@@ -501,6 +528,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of measured load")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=500,
+        help="requests per second of the latency runs (the same connections, pausing)",
+    )
     parser.add_argument("--soak", type=int, default=0, help="seconds of a further run for RSS")
     parser.add_argument("--keep", action="store_true", help="keep the data dir / database")
     parser.add_argument("--table", action="store_true", help="print the results table and exit")

@@ -1,13 +1,18 @@
 """The framework's ceiling for bench/hotpath.py: a bare FastAPI app answering a constant JSON body
-on the device paths, served by uvicorn with the options ``capgo-server serve`` uses."""
+on the device paths, served by uvicorn with the options ``capgo-server serve`` uses, its garbage
+collector tuned alike."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+
+from capgo_server.app import tune_garbage_collector
 
 ANSWER = {
     "error": "no_new_version_available",
@@ -16,8 +21,14 @@ ANSWER = {
 }
 
 
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    tune_garbage_collector()  # as capgo-server's served workers do
+    yield
+
+
 def create_app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(lifespan=lifespan)
 
     async def constant() -> dict[str, str]:
         return ANSWER

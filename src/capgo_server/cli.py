@@ -127,7 +127,7 @@ def serve(
         fail(str(exc))
     _run_migrations(settings)
     uvicorn.run(
-        "capgo_server.app:create_app",
+        "capgo_server.app:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -58,16 +58,46 @@ def _lower_device_id(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-async def _json_object(request: Request) -> dict[str, Any] | None:
+#: What :func:`parsed_json` returns for an empty or unparseable body.
+NOT_JSON: Any = object()
+#: Where :func:`parsed_json` keeps its result in the request's ASGI scope ...
+_PARSED = "capgo.parsed_json"
+#: ... and whether the body spells a NUL character. Parsed JSON can hold one only where the
+#: body has the escape ``\\u0000`` (a raw NUL byte is not valid JSON), so without it there is
+#: no need to walk the value looking for one.
+_MAY_HOLD_NUL = "capgo.body_may_hold_nul"
+
+
+async def parsed_json(request: Request) -> Any:
+    """The body as a JSON value, or :data:`NOT_JSON`; parsed once per request.
+
+    A device request is read twice, by its rate limit and by its handler, and both get the same
+    value (the readers below only lower-case ``device_id`` in it, which is idempotent).
+    """
+    if _PARSED in request.scope:
+        return request.scope[_PARSED]
     raw = await read_body(request)
-    if not raw.strip():
-        return None
-    try:
-        parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: absurdly deep nesting ("[[[[...") is unparseable input, not a crash.
-        return None
+    parsed: Any = NOT_JSON
+    if raw.strip():
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # RecursionError: absurdly deep nesting ("[[[[...") is unparseable, not a crash.
+            parsed = NOT_JSON
+    request.scope[_PARSED] = parsed
+    request.scope[_MAY_HOLD_NUL] = b"\\u0000" in raw
+    return parsed
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    parsed = await parsed_json(request)
     return parsed if isinstance(parsed, dict) else None
+
+
+def _reject_nul_in_body(request: Request, value: Any) -> None:
+    """:func:`_reject_nul` for a value :func:`parsed_json` returned."""
+    if request.scope.get(_MAY_HOLD_NUL, True):
+        _reject_nul(value)
 
 
 def _reject_nul(value: Any) -> None:
@@ -103,12 +133,10 @@ async def json_body(request: Request) -> Any:
     """Any JSON value (``POST /stats`` takes an object or an array of them), else 400
     ``invalid_json_parse_body``; NUL characters refused, ``device_id`` lower-cased in objects
     and in arrays of objects."""
-    raw = await read_body(request)
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise INVALID_JSON from None
-    _reject_nul(value)
+    value = await parsed_json(request)
+    if value is NOT_JSON:
+        raise INVALID_JSON
+    _reject_nul_in_body(request, value)
     for item in value if isinstance(value, list) else [value]:
         if isinstance(item, dict):
             _lower_device_id(item)
@@ -120,7 +148,7 @@ async def strict_json_body(request: Request) -> dict[str, Any]:
     data = await _json_object(request)
     if data is None:
         raise INVALID_JSON
-    _reject_nul(data)
+    _reject_nul_in_body(request, data)
     return _lower_device_id(data)
 
 

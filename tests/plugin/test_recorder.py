@@ -4,12 +4,14 @@ the server is busy, and whatever waits is written when the application shuts dow
 from __future__ import annotations
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from capgo_server.app import create_app
 from capgo_server.db.engine import make_engine
 from capgo_server.models import DailyVersion, Device, DeviceActivity, StatsEvent
+from capgo_server.plugin import recorder as recorder_module
 from capgo_server.plugin.recorder import Recorder
 from capgo_server.settings import Settings
 from tests.conftest import Account, make_account
@@ -83,3 +85,57 @@ async def test_a_busy_server_writes_within_a_flush(
         await recorder.request_finished()
     devices, active, events, _ = await recorded(database_url)
     assert (devices, active, events) == ([DEVICE], [DEVICE], ["noNew"] * 3)
+
+
+async def test_a_backlog_makes_the_next_device_request_write_it_first(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, database_url: str
+) -> None:
+    """A writer that cannot keep up slows the requests down instead of growing the buffer."""
+    await seed(client, alice)
+    recorder: Recorder = app.state.recorder
+    recorder.max_backlog = 2
+    recorder.request_started()  # pretend another device request is in progress
+    try:
+        for _ in range(2):
+            await answer(client, version_name="1.0.0")
+        assert recorder.pending == 2
+        assert await recorded(database_url) == ([], [], [], [])
+        # The third request finds the backlog full: it writes it before answering.
+        await answer(client, version_name="1.0.0")
+        assert recorder.pending == 1
+        devices, _, events, _ = await recorded(database_url)
+        assert (devices, events) == ([DEVICE], ["noNew"] * 2)
+    finally:
+        await recorder.request_finished()
+
+
+async def test_requests_never_wait_for_a_failing_writer(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Account,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await seed(client, alice)
+    recorder: Recorder = app.state.recorder
+    recorder.max_backlog = 1
+
+    async def refuse(*_: object, **__: object) -> None:
+        raise RuntimeError("the database refuses writes")
+
+    monkeypatch.setattr(recorder_module, "write_batch", refuse)
+    monkeypatch.setattr(recorder_module, "write", refuse)
+    recorder.request_started()
+    try:
+        await answer(client, version_name="1.0.0")
+        await recorder.flush()  # fails: the recording is lost and logged
+        assert recorder.pending == 0
+        for _ in range(3):
+            await answer(client, version_name="1.0.0")
+        # Past the backlog, yet nobody waited for (or retried) the failing writer.
+        assert recorder.pending == 3
+    finally:
+        monkeypatch.undo()
+        await recorder.request_finished()
+    devices, _, events, _ = await recorded(database_url)
+    assert (devices, events) == ([DEVICE], ["noNew"] * 3)

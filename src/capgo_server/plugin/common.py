@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse
@@ -31,17 +32,7 @@ class SemVer:
 
     @classmethod
     def parse(cls, text: object) -> SemVer | None:
-        if not isinstance(text, str):
-            return None
-        match = _SEMVER.fullmatch(text.strip())
-        if match is None:
-            return None
-        pre = tuple(
-            int(part) if part.isdigit() else part
-            for part in (match["pre"] or "").split(".")
-            if part
-        )
-        return cls(int(match["major"]), int(match["minor"]), int(match["patch"]), pre)
+        return _parse_semver(text) if isinstance(text, str) else None
 
     def _key(self) -> tuple[Any, ...]:
         # A release sorts after its pre-releases; numeric identifiers before alphanumeric ones.
@@ -63,6 +54,19 @@ class SemVer:
     def __str__(self) -> str:
         core = f"{self.major}.{self.minor}.{self.patch}"
         return f"{core}-{'.'.join(str(p) for p in self.prerelease)}" if self.prerelease else core
+
+
+@lru_cache(maxsize=4096)
+def _parse_semver(text: str) -> SemVer | None:
+    # Cached: a device request parses its plugin, native and bundle versions, and a fleet
+    # sends the same few strings over and over (SemVer is immutable, so sharing one is safe).
+    match = _SEMVER.fullmatch(text.strip())
+    if match is None:
+        return None
+    pre = tuple(
+        int(part) if part.isdigit() else part for part in (match["pre"] or "").split(".") if part
+    )
+    return SemVer(int(match["major"]), int(match["minor"]), int(match["patch"]), pre)
 
 
 def fix_semver(version: str) -> str:

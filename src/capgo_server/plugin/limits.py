@@ -37,7 +37,6 @@ read it again); a body over ``CAPGO_MAX_BODY_BYTES`` is 413 here already.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from hashlib import blake2b
 from typing import Any
@@ -46,7 +45,7 @@ from fastapi import Request
 
 from capgo_server.auth.principal import ReadKey, WriteKey, client_ip, too_many_requests
 from capgo_server.auth.ratelimit import RateLimiters
-from capgo_server.parsing import read_body
+from capgo_server.parsing import parsed_json
 
 #: Operation names used by the device endpoints (each its own per-device bucket).
 DEVICE_OPS = frozenset(
@@ -66,12 +65,8 @@ async def request_fields(request: Request) -> dict[str, Any]:
 
     Never raises for bad input; returns ``{}`` when nothing usable is there.
     """
-    raw = await read_body(request) if request.method not in ("GET", "HEAD") else b""
-    if raw and raw.strip():
-        try:
-            parsed = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            parsed = None
+    if request.method not in ("GET", "HEAD"):
+        parsed = await parsed_json(request)
         if isinstance(parsed, list) and parsed:
             parsed = parsed[0]
         if isinstance(parsed, dict):

@@ -19,6 +19,11 @@ If a batch cannot be written, its recordings are written one by one (:func:`~.re
 each in its own transaction), so one bad recording costs only itself. If the database stays
 unusable, at most :data:`MAX_BUFFER` recordings wait in memory; beyond that the oldest are
 dropped, and the loss is logged.
+
+If the database works but cannot keep up (more device requests a second than the writer stores,
+as a saturated worker on SQLite can be), a device request that finds :data:`MAX_BACKLOG`
+recordings waiting first helps write them (:meth:`Recorder.make_room`): the worker answers
+more slowly instead of growing its memory. While writes fail, requests never wait for them.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ logger = logging.getLogger("capgo_server.plugin")
 FLUSH_SECONDS = 1.0
 #: Recordings that trigger a write before the second is over.
 MAX_BATCH = 5_000
+#: Recordings waiting beyond which a device request waits for the writer (while it works).
+MAX_BACKLOG = 2 * MAX_BATCH
 #: Recordings kept while the database refuses them; beyond this the oldest are dropped.
 MAX_BUFFER = 200_000
 
@@ -57,11 +64,15 @@ class Recorder:
         interval: float = FLUSH_SECONDS,
         max_batch: int = MAX_BATCH,
         max_buffer: int = MAX_BUFFER,
+        max_backlog: int = MAX_BACKLOG,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.interval = interval
         self.max_batch = max_batch
         self.max_buffer = max_buffer
+        self.max_backlog = max_backlog
+        #: Whether the last write succeeded: only a working writer makes requests wait for it.
+        self._writing_works = True
         self._buffer: list[Recording] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -118,10 +129,12 @@ class Recorder:
             logger.exception(
                 "could not write %d recordings at once; writing them one by one", len(batch)
             )
+            self._writing_works = False
             await self._write_one_by_one(batch)
         else:
             self._known.add(seen)
             self.written += len(batch)
+            self._writing_works = True
         self.flushes += 1
 
     async def _write_one_by_one(self, batch: list[Recording]) -> None:
@@ -153,6 +166,12 @@ class Recorder:
     def request_started(self) -> None:
         self.in_flight += 1
 
+    async def make_room(self) -> None:
+        """Before a device request: write the backlog first if it has reached
+        :attr:`max_backlog` and the database takes writes (backpressure, not memory growth)."""
+        if len(self._buffer) >= self.max_backlog and self._writing_works:
+            await self.flush()
+
     async def request_finished(self) -> None:
         """After a device response: write now if nothing else is going on."""
         self.in_flight -= 1
@@ -176,6 +195,7 @@ class DeviceRoute(TransactionalRoute):
             recorder: Recorder = request.app.state.recorder
             recorder.request_started()
             try:
+                await recorder.make_room()
                 response = await handler(request)  # committed when it returns
             except BaseException:
                 await recorder.request_finished()

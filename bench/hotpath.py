@@ -419,12 +419,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     start_rss = server_rss_mib(pid)
                     soak = wrk(base, args.soak, args.connections, args.threads, pid)
                     result["soak"] = {
-                        "duration_s": args.soak,
-                        "rps": soak["rps"],
-                        "errors": soak["errors"],
-                        "requests": soak["requests"],
-                        "latency_ms": soak["latency_ms"],
-                        "loadavg_1m": soak["loadavg_1m"],
+                        **soak,
                         "rss_mib_start": start_rss,
                         "rss_mib_end": server_rss_mib(pid),
                     }
@@ -437,6 +432,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             )
             # Written by the server's shutdown flush: every answered request left its event.
             result["recorded_after_shutdown"] = count_rows(database_url, work)
+            result["server_exceptions"] = exceptions_logged(log)
             results.append(result)
     finally:
         if args.keep:
@@ -446,6 +442,24 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.engine == "postgresql" and not args.keep:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
     return results
+
+
+def exceptions_logged(log: Path) -> dict[str, int]:
+    """The exceptions the servers logged so far, by type (the last line of each traceback).
+
+    ``ClientDisconnect`` is expected: wrk closes its connections at the end of each run, some
+    in the middle of sending a request.
+    """
+    found: dict[str, int] = {}
+    in_traceback = False
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("Traceback"):
+            in_traceback = True
+        elif in_traceback and line and not line.startswith((" ", "\t")):
+            kind = line.split(":", 1)[0]
+            found[kind] = found.get(kind, 0) + 1
+            in_traceback = False
+    return found
 
 
 def bare_command(port: int, workers: int) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,11 @@ from capgo_server.models import ApiKey
 from capgo_server.settings import Settings
 from capgo_server.users.service import create_user
 
+# Device bookkeeping is written right after each response when the server is otherwise idle
+# (as it was before the 50 ms default), so a test reads what its last request recorded. Set in
+# the environment, so servers the tests start as subprocesses behave alike.
+os.environ.setdefault("CAPGO_RECORD_IDLE_DELAY_SECONDS", "0")
+
 DEFAULT_PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ENGINES = ["sqlite", "postgresql"]
 
@@ -50,6 +56,17 @@ async def database_url(
         await engine.dispose()
         yield url
         return
+    async with scratch_postgres_database() as url:
+        engine = make_engine(url)
+        await upgrade_to_head(engine)
+        await engine.dispose()
+        yield url
+
+
+@asynccontextmanager
+async def scratch_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; skipped when the server is not
+    reachable, unless ``CAPGO_TEST_REQUIRE_POSTGRES=1`` (CI), which fails instead."""
     base_url = os.environ.get("CAPGO_TEST_DATABASE_URL", DEFAULT_PG_URL)
     name = f"capgo_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -58,12 +75,10 @@ async def database_url(
         if os.environ.get("CAPGO_TEST_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL at {base_url} is required but not usable: {exc}")
         pytest.skip(f"PostgreSQL at {base_url} is not reachable: {exc}")
-    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    await upgrade_to_head(engine)
-    await engine.dispose()
-    yield url
-    await admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def empty_all_tables(url: str) -> None:

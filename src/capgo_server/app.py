@@ -104,7 +104,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         # The device hot path's per-worker state (plugin.update_cache, plugin.recorder).
         app.state.update_cache = UpdateCache(app.state.sessionmaker)
-        app.state.recorder = recorder = Recorder(app.state.sessionmaker)
+        app.state.recorder = recorder = Recorder(
+            app.state.sessionmaker,
+            interval=settings.record_interval_seconds,
+            idle_delay=settings.record_idle_delay_seconds,
+        )
         recorder.start()
         if getattr(app.state, "tune_garbage_collector", False):
             tune_garbage_collector()

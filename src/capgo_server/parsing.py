@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from capgo_server.errors import ApiError, invalid_body
 
@@ -41,11 +42,18 @@ async def read_body(request: Request) -> bytes:
         raise too_large
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Phones lose their connection mid-request all the time: an answer nobody receives,
+        # not a logged server exception.
+        raise ApiError(
+            400, "client_disconnected", "The client closed the connection before its body ended"
+        ) from None
     raw = b"".join(chunks)
     request._body = raw
     return raw

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         description="A device may ask POST /channel_self for the same channel at most once in "
         "this many seconds (429 otherwise); 0 disables the rule.",
     )
+    record_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="While device requests keep coming, each worker writes what they recorded "
+        "(device rows, events, counters) at least this often; a crash loses at most about this "
+        "much of it.",
+    )
+    record_idle_delay_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        description="When no other device request is in progress, a worker writes what was "
+        "recorded within this many seconds (0: at once after each response). Under a steady, "
+        "moderate load that caps the writes at one per this interval instead of one per request.",
+    )
 
     storage_url: str | None = Field(
         default=None,

@@ -246,3 +246,43 @@ class TestOversizedBodies:
                 big = await http.post("/apikey", json={"name": "n" * 100}, headers=owner.headers)
                 assert big.status_code == 413
                 assert big.json() == too_large(64)
+
+
+class TestClientGoneMidBody:
+    async def test_no_server_exception_and_nothing_recorded(self, app: FastAPI) -> None:
+        """A device that loses its connection while sending its body gets a 400 it never reads
+        (``client_disconnected``), not a 500 and a logged traceback."""
+        body = b'{"app_id": "com.demo.app", "device_id": "'
+        messages = [
+            {"type": "http.request", "body": body, "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return messages.pop(0)
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/updates",
+            "raw_path": b"/updates",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"capgo.test"), (b"content-type", b"application/json")],
+            "client": ("203.0.113.9", 50000),
+            "server": ("capgo.test", 80),
+            "state": {},
+        }
+        await app(scope, receive, send)  # raises if the app lets the disconnect through
+        assert sent[0]["type"] == "http.response.start"
+        assert sent[0]["status"] == 400
+        answer = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))  # type: ignore[misc]
+        assert answer["error"] == "client_disconnected"
+        assert app.state.recorder.pending == 0

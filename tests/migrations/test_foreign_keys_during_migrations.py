@@ -9,9 +9,7 @@ PostgreSQL alters tables in place; it runs here too as the reference.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +22,10 @@ from alembic import command
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from capgo_server.db.admin import admin_execute
 from capgo_server.db.base import UTCDateTime
 from capgo_server.db.engine import make_engine
 from capgo_server.db.migrate import MigrationError, alembic_config, upgrade_to_head
-from tests.conftest import DEFAULT_PG_URL
+from tests.conftest import scratch_postgres_database
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 USER = "00000000-0000-4000-8000-000000000001"
@@ -129,16 +126,8 @@ async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'capgo.db'}"
         return
-    base_url = os.environ.get("CAPGO_TEST_DATABASE_URL", DEFAULT_PG_URL)
-    name = f"capgo_test_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin_execute(base_url, f'CREATE DATABASE "{name}"')
-    except (OSError, Exception) as exc:  # asyncpg raises several unrelated types
-        if os.environ.get("CAPGO_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL at {base_url} is required but not usable: {exc}")
-        pytest.skip(f"PostgreSQL at {base_url} is not reachable: {exc}")
-    yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    await admin_execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with scratch_postgres_database() as url:
+        yield url
 
 
 def _upgrade_to_0002(connection: Connection) -> None:

@@ -3,6 +3,8 @@ the server is busy, and whatever waits is written when the application shuts dow
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -139,3 +141,28 @@ async def test_requests_never_wait_for_a_failing_writer(
         await recorder.request_finished()
     devices, _, events, _ = await recorded(database_url)
     assert (devices, events) == ([DEVICE], ["noNew"] * 3)
+
+
+async def test_a_steady_moderate_load_writes_once_per_idle_delay_not_per_request(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, database_url: str
+) -> None:
+    """``CAPGO_RECORD_IDLE_DELAY_SECONDS``: after a write, an idle server waits that long before
+    the next one, so requests arriving one at a time share a transaction."""
+    await seed(client, alice)
+    recorder: Recorder = app.state.recorder
+    recorder.idle_delay = 0.5
+    await answer(client, version_name="1.0.0")  # the first write in a while: at once
+    assert recorder.pending == 0
+    flushes = recorder.flushes
+    for _ in range(3):
+        await answer(client, version_name="1.0.0")
+    assert recorder.pending == 3  # waiting for the delay to pass
+    await asyncio.wait_for(written(recorder, flushes + 1), timeout=5)
+    assert recorder.pending == 0  # one write for the three
+    _, _, events, _ = await recorded(database_url)
+    assert events == ["noNew"] * 4
+
+
+async def written(recorder: Recorder, flushes: int) -> None:
+    while recorder.flushes < flushes:
+        await asyncio.sleep(0.01)

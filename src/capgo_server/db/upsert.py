@@ -1,62 +1,64 @@
-"""Race-free counters and insert-if-absent, on SQLite and PostgreSQL alike (both speak
-``INSERT ... ON CONFLICT``)."""
+"""Race-free counters and upserts, on SQLite and PostgreSQL alike (both speak
+``INSERT ... ON CONFLICT``), for one row or many in one statement.
+
+Each helper runs one Core ``INSERT`` on the model's table for all of its ``rows`` (an
+executemany, without the ORM's per-row bulk handling), so a batch writer such as the device
+recorder pays for one statement, not one per row.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import inspect
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
+Row = dict[str, Any]
 
-def _insert(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def insert_into(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+    """The dialect's ``INSERT`` (which has ``on_conflict_do_*``) into ``model``'s table."""
     dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table_of(model))
+
+
+async def execute_many(session: AsyncSession, statement: Any, rows: Sequence[Row]) -> Any:
+    """Run ``statement`` for every row, as one executemany on the session's connection."""
+    return await (await session.connection()).execute(statement, list(rows))
 
 
 async def add_to_counters(
     session: AsyncSession,
     model: type[DeclarativeBase],
-    key: dict[str, Any],
-    increments: dict[str, int],
+    rows: Sequence[Row],
+    key: Sequence[str],
+    counters: Sequence[str],
 ) -> None:
-    """Add ``increments`` to the row of ``model`` with primary key ``key`` (created at the
-    increments if missing), in one statement, so concurrent writers never lose a count."""
-    statement = _insert(session, model).values(**key, **increments)
+    """Add each row's ``counters`` to the row of ``model`` with the same ``key`` columns
+    (created at those values if missing), so concurrent writers never lose a count."""
+    statement = insert_into(session, model)
     statement = statement.on_conflict_do_update(
         index_elements=list(key),
-        set_={name: getattr(model, name) + statement.excluded[name] for name in increments},
+        set_={name: table_of(model).c[name] + statement.excluded[name] for name in counters},
     )
-    await session.execute(statement)
-
-
-async def insert_if_absent(
-    session: AsyncSession, model: type[DeclarativeBase], values: dict[str, Any]
-) -> bool:
-    """Insert the row unless one with the same primary key exists; True when it was inserted.
-
-    Of concurrent writers of the same row exactly one sees True, so the answer can gate work
-    that must happen once per row.
-    """
-    primary_key = list(inspect(model).primary_key)
-    statement = (
-        _insert(session, model).values(**values).on_conflict_do_nothing().returning(*primary_key)
-    )
-    return (await session.execute(statement)).first() is not None
+    await execute_many(session, statement, rows)
 
 
 async def upsert(
-    session: AsyncSession,
-    model: type[DeclarativeBase],
-    values: dict[str, Any],
-    key: list[str],
+    session: AsyncSession, model: type[DeclarativeBase], rows: Sequence[Row], key: Sequence[str]
 ) -> None:
-    """Insert the row, or update every non-key column of the existing row with ``values``."""
-    statement = _insert(session, model).values(**values)
+    """Insert each row, or update every non-key column of the existing row with its values
+    (every row names the same columns)."""
+    statement = insert_into(session, model)
     statement = statement.on_conflict_do_update(
-        index_elements=key,
-        set_={name: statement.excluded[name] for name in values if name not in key},
+        index_elements=list(key),
+        set_={name: statement.excluded[name] for name in rows[0] if name not in key},
     )
-    await session.execute(statement)
+    await execute_many(session, statement, rows)

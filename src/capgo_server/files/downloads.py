@@ -120,12 +120,8 @@ async def record_bandwidth(
     if sent <= 0:
         return
     async with sessionmaker() as session, session.begin():
-        await add_to_counters(
-            session,
-            DailyBandwidth,
-            {"app_id": app_id, "date": utcnow().date()},
-            {"bandwidth": sent},
-        )
+        row = {"app_id": app_id, "date": utcnow().date(), "bandwidth": sent}
+        await add_to_counters(session, DailyBandwidth, [row], ["app_id", "date"], ["bandwidth"])
 
 
 #: Bandwidth writes in flight; the lifespan waits for them (:func:`finish_recording`).

@@ -4,10 +4,12 @@ Device endpoints hand their :class:`~.recording.Recording` objects to :meth:`Rec
 which only appends them to a list. The recorder writes what has gathered in one transaction
 (:func:`~.recording.write_batch`):
 
-* at least every :data:`FLUSH_SECONDS` (1 s) while requests keep coming, or as soon as
-  :data:`MAX_BATCH` recordings are waiting;
-* at once, after the response, when no other device request is in progress (an idle server has
-  nothing to batch with, so it writes as it answers);
+* at least every ``CAPGO_RECORD_INTERVAL_SECONDS`` (1 s) while requests keep coming, or as soon
+  as :data:`MAX_BATCH` recordings are waiting;
+* when no other device request is in progress, within ``CAPGO_RECORD_IDLE_DELAY_SECONDS``
+  (50 ms) of the last write: an idle server has nothing to batch with, so it writes as it
+  answers, but a steady moderate load (a request or two in progress now and then) does not make
+  it write once per request, which would cost each request a transaction;
 * on shutdown (:meth:`Recorder.close`, from the application's lifespan), so a SIGTERM loses
   nothing.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, get_args
 
@@ -45,8 +48,10 @@ from capgo_server.plugin.recording import PENDING, ActivityMemo, Recording, writ
 
 logger = logging.getLogger("capgo_server.plugin")
 
-#: The longest a recording waits in memory while requests keep coming.
+#: The longest a recording waits in memory while requests keep coming (the setting's default).
 FLUSH_SECONDS = 1.0
+#: The shortest time between two writes made because the server looked idle (the default).
+IDLE_DELAY_SECONDS = 0.05
 #: Recordings that trigger a write before the second is over.
 MAX_BATCH = 5_000
 #: Recordings waiting beyond which a device request waits for the writer (while it works).
@@ -62,12 +67,18 @@ class Recorder:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         interval: float = FLUSH_SECONDS,
+        idle_delay: float = IDLE_DELAY_SECONDS,
         max_batch: int = MAX_BATCH,
         max_buffer: int = MAX_BUFFER,
         max_backlog: int = MAX_BACKLOG,
     ) -> None:
         self._sessionmaker = sessionmaker
         self.interval = interval
+        self.idle_delay = idle_delay
+        #: When the last write began (the event loop's clock), and the timer of an idle write
+        #: that waits for :attr:`idle_delay` to have passed since.
+        self._last_flush = -math.inf
+        self._idle_write: asyncio.TimerHandle | None = None
         self.max_batch = max_batch
         self.max_buffer = max_buffer
         self.max_backlog = max_backlog
@@ -109,6 +120,7 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             self._wake.clear()
+            self._idle_write = None
             try:
                 await self.flush()
             except Exception:  # never let the writer die; the next round retries
@@ -117,6 +129,7 @@ class Recorder:
     async def flush(self) -> None:
         """Write everything submitted so far."""
         async with self._lock:
+            self._last_flush = asyncio.get_running_loop().time()
             while self._buffer:
                 batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
                 await self._write(batch)
@@ -173,10 +186,17 @@ class Recorder:
             await self.flush()
 
     async def request_finished(self) -> None:
-        """After a device response: write now if nothing else is going on."""
+        """After a device response: if nothing else is going on, write now, or as soon as
+        :attr:`idle_delay` has passed since the last write."""
         self.in_flight -= 1
-        if self.in_flight == 0 and self._buffer and not self._lock.locked():
+        if self.in_flight or not self._buffer or self._lock.locked():
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_flush + self.idle_delay - loop.time()
+        if wait <= 0:
             await self.flush()
+        elif self._idle_write is None:
+            self._idle_write = loop.call_later(wait, self._wake.set)
 
 
 class DeviceRoute(TransactionalRoute):

@@ -16,21 +16,18 @@ counted once in the monthly-active-users roll-up, exactly as :func:`write` count
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any, Literal, cast
+from datetime import date, datetime
+from typing import Any, Literal
 
 from fastapi import Request
-from sqlalchemy import Table, func, insert, inspect, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase
 
 from capgo_server.clock import utcnow
-from capgo_server.db.upsert import add_to_counters, insert_if_absent, upsert
+from capgo_server.db.upsert import add_to_counters, execute_many, insert_into, table_of, upsert
 from capgo_server.models import DailyMauChange, DailyVersion, Device, DeviceActivity, StatsEvent
-from capgo_server.statistics.rollups import count_active_day, window_change
+from capgo_server.statistics.rollups import add_window_changes
 
 logger = logging.getLogger("capgo_server.plugin")
 
@@ -75,57 +72,11 @@ class Recording:
 
 
 async def write(session: AsyncSession, recording: Recording) -> None:
-    """Write ``recording`` in ``session`` (flushes only)."""
-    day = recording.at.date()
-    if recording.device is not None:
-        values = {**vars(recording.device), "updated_at": recording.at}
-        await upsert(session, Device, values, key=["app_id", "device_id"])
-    if recording.active:
-        first_call_today = await insert_if_absent(
-            session,
-            DeviceActivity,
-            {"app_id": recording.app_id, "date": day, "device_id": recording.device_id},
-        )
-        if first_call_today:
-            await count_active_day(session, recording.app_id, recording.device_id, day)
-    for action, version_name in recording.events:
-        session.add(
-            StatsEvent(
-                app_id=recording.app_id,
-                device_id=recording.device_id,
-                action=action,
-                version_name=version_name,
-                created_at=recording.at,
-            )
-        )
-    for version_name, counter in recording.version_counts:
-        await add_to_counters(
-            session,
-            DailyVersion,
-            {"app_id": recording.app_id, "date": day, "version_name": version_name},
-            {counter: 1},
-        )
-    await session.flush()
+    """Write ``recording`` in ``session`` on its own (flushes only): a batch of one."""
+    await write_batch(session, [recording])
 
 
 COUNTERS: tuple[VersionCounter, ...] = ("get", "fail", "install", "uninstall")
-#: Device ids per ``IN (...)`` list of the roll-up's neighbour queries.
-_CHUNK = 500
-
-
-def _insert(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
-    # On the table, not the class: a Core executemany, without the ORM's per-row bulk handling.
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table(model))
-
-
-def _table(model: type[DeclarativeBase]) -> Table:
-    return cast(Table, model.__table__)
-
-
-async def _execute(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Any:
-    """Run ``statement`` for every row, as one Core executemany on the session's connection."""
-    return await (await session.connection()).execute(statement, rows)
 
 
 @dataclass
@@ -180,7 +131,7 @@ async def write_batch(
     """
     batch = _Batch.of(recordings)
     if batch.devices:
-        await _upsert_many(session, Device, list(batch.devices.values()), ["app_id", "device_id"])
+        await upsert(session, Device, list(batch.devices.values()), ["app_id", "device_id"])
     seen: dict[date, list[tuple[str, str]]] = {}
     mau: dict[tuple[str, date], int] = {}
     # Day by day, so a device's later new day sees its earlier one, as it would one by one.
@@ -188,117 +139,55 @@ async def write_batch(
         pairs = [p for p in batch.active[day] if known is None or not known.has(day, *p)]
         if pairs:
             new = await _insert_absent_activity(session, day, pairs)
-            await _count_new_days(session, day, new, mau)
+            await add_window_changes(session, day, new, mau)
             seen[day] = pairs
     if batch.events:
-        await _execute(session, insert(_table(StatsEvent)), batch.events)
+        await execute_many(session, insert(table_of(StatsEvent)), batch.events)
     if batch.counts:
         rows = [
             {"app_id": app_id, "date": day, "version_name": name, **counters}
             for (app_id, day, name), counters in batch.counts.items()
         ]
-        await _add_many(session, DailyVersion, rows, ["app_id", "date", "version_name"], COUNTERS)
+        await add_to_counters(
+            session, DailyVersion, rows, ["app_id", "date", "version_name"], COUNTERS
+        )
     if mau:
         rows = [{"app_id": a, "date": d, "change": change} for (a, d), change in mau.items()]
-        await _add_many(session, DailyMauChange, rows, ["app_id", "date"], ("change",))
+        await add_to_counters(session, DailyMauChange, rows, ["app_id", "date"], ["change"])
     await session.flush()
     return seen
 
 
-async def _upsert_many(
-    session: AsyncSession, model: type[DeclarativeBase], rows: list[dict[str, Any]], key: list[str]
-) -> None:
-    statement = _insert(session, model)
-    statement = statement.on_conflict_do_update(
-        index_elements=key,
-        set_={name: statement.excluded[name] for name in rows[0] if name not in key},
-    )
-    await _execute(session, statement, rows)
-
-
-async def _add_many(
-    session: AsyncSession,
-    model: type[DeclarativeBase],
-    rows: list[dict[str, Any]],
-    key: list[str],
-    counters: tuple[str, ...],
-) -> None:
-    """:func:`~capgo_server.db.upsert.add_to_counters` for many rows in one statement."""
-    statement = _insert(session, model)
-    statement = statement.on_conflict_do_update(
-        index_elements=key,
-        set_={name: _table(model).c[name] + statement.excluded[name] for name in counters},
-    )
-    await _execute(session, statement, rows)
-
-
 async def _insert_absent_activity(
     session: AsyncSession, day: date, pairs: list[tuple[str, str]]
-) -> dict[str, list[str]]:
-    """Insert the missing ``device_activity`` rows of ``day``; the new ones, by app.
+) -> list[tuple[str, str]]:
+    """Insert the missing ``device_activity`` rows of ``day``; the (app, device) pairs of the
+    new ones.
 
     Of concurrent writers of the same row exactly one sees it as new (the insert is the gate).
     """
     primary_key = [column.name for column in inspect(DeviceActivity).primary_key]
+    table = table_of(DeviceActivity)
     statement = (
-        _insert(session, DeviceActivity)
+        insert_into(session, DeviceActivity)
         .on_conflict_do_nothing(index_elements=primary_key)
-        .returning(_table(DeviceActivity).c.app_id, _table(DeviceActivity).c.device_id)
+        .returning(table.c.app_id, table.c.device_id)
     )
     rows = [{"app_id": a, "date": day, "device_id": d} for a, d in pairs]
-    new: dict[str, list[str]] = defaultdict(list)
-    for app_id, device_id in await _execute(session, statement, rows):
-        new[app_id].append(device_id)
-    return new
-
-
-async def _count_new_days(
-    session: AsyncSession,
-    day: date,
-    new: dict[str, list[str]],
-    mau: dict[tuple[str, date], int],
-) -> None:
-    """:func:`~capgo_server.statistics.rollups.count_active_day` for many devices of one day:
-    the same window change per device, the changes summed per (app, day) into ``mau``.
-
-    Two queries per :data:`_CHUNK` devices, whatever the number of apps: under load every
-    ``await`` of the writer waits behind the requests, so it makes few of them.
-    """
-    pairs = [(app_id, device_id) for app_id, ids in new.items() for device_id in ids]
-    for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start : start + _CHUNK]
-        previous = await _nearest_days(session, chunk, day, before=True)
-        following = await _nearest_days(session, chunk, day, before=False)
-        for pair in chunk:
-            covered = window_change(day, previous.get(pair), following.get(pair))
-            if covered is None:
-                continue
-            first, last = covered
-            for when, change in ((first, 1), (last + timedelta(days=1), -1)):
-                mau[(pair[0], when)] = mau.get((pair[0], when), 0) + change
-
-
-async def _nearest_days(
-    session: AsyncSession, pairs: list[tuple[str, str]], day: date, *, before: bool
-) -> dict[tuple[str, str], date]:
-    """Each (app, device)'s active day nearest ``day``, before or after it (those without one
-    are left out)."""
-    table = _table(DeviceActivity)
-    nearest = func.max(table.c.date) if before else func.min(table.c.date)
-    side = table.c.date < day if before else table.c.date > day
-    rows = await session.execute(
-        select(table.c.app_id, table.c.device_id, nearest)
-        .where(tuple_(table.c.app_id, table.c.device_id).in_(pairs), side)
-        .group_by(table.c.app_id, table.c.device_id)
-    )
-    return {(app_id, device_id): found for app_id, device_id, found in rows}
+    return [
+        (app_id, device_id) for app_id, device_id in await execute_many(session, statement, rows)
+    ]
 
 
 class ActivityMemo:
     """Device-days this worker knows are in ``device_activity`` (rows are never deleted while
-    their app lives), so a device calling again the same day costs no insert. Bounded."""
+    their app lives), so a device calling again the same day costs no insert.
 
-    def __init__(self, max_entries: int = 1_000_000, max_days: int = 3) -> None:
+    Bounded at ``max_entries`` (about 15 MB at 100,000): past it, the memo starts afresh. A
+    forgotten device-day only costs one insert that finds the row already there.
+    """
+
+    def __init__(self, max_entries: int = 100_000, max_days: int = 3) -> None:
         self.max_entries = max_entries
         self.max_days = max_days
         self._days: dict[date, set[str]] = {}

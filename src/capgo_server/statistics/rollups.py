@@ -20,14 +20,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capgo_server.db.upsert import add_to_counters
-from capgo_server.models import DailyMauChange, DeviceActivity
+from capgo_server.db.upsert import table_of
+from capgo_server.models import DeviceActivity
 
 #: Days a device keeps counting as active after it was seen, that day included.
 MAU_WINDOW_DAYS = 30
+#: Devices per ``IN (...)`` list of the neighbour-day queries.
+_CHUNK = 500
 
 
 def window_change(
@@ -44,27 +46,44 @@ def window_change(
     return (first, last) if first <= last else None
 
 
-async def count_active_day(session: AsyncSession, app_id: str, device_id: str, day: date) -> None:
-    """Update the MAU roll-up for a device's newly recorded active ``day``.
+async def add_window_changes(
+    session: AsyncSession,
+    day: date,
+    new_days: list[tuple[str, str]],
+    changes: dict[tuple[str, date], int],
+) -> None:
+    """Add to ``changes`` (per app and day) what the newly recorded active ``day`` of each
+    (app, device) in ``new_days`` changes in the roll-up.
 
-    Call it only when the ``device_activity`` row for that day was just inserted, so each
-    device-day counts once (the insert is the gate, also between concurrent workers).
+    Pass only device-days whose ``device_activity`` row was just inserted, so each counts once
+    (the insert is the gate, also between concurrent workers). Two queries per :data:`_CHUNK`
+    devices, whatever the number of apps: under load every ``await`` of the writer waits behind
+    the requests, so it makes few of them.
     """
-    same_device = (DeviceActivity.app_id == app_id, DeviceActivity.device_id == device_id)
-    previous = await session.scalar(
-        select(func.max(DeviceActivity.date)).where(*same_device, DeviceActivity.date < day)
+    for start in range(0, len(new_days), _CHUNK):
+        chunk = new_days[start : start + _CHUNK]
+        previous = await _nearest_days(session, chunk, day, before=True)
+        following = await _nearest_days(session, chunk, day, before=False)
+        for pair in chunk:
+            covered = window_change(day, previous.get(pair), following.get(pair))
+            if covered is None:
+                continue
+            first, last = covered
+            for when, change in ((first, 1), (last + timedelta(days=1), -1)):
+                changes[(pair[0], when)] = changes.get((pair[0], when), 0) + change
+
+
+async def _nearest_days(
+    session: AsyncSession, pairs: list[tuple[str, str]], day: date, *, before: bool
+) -> dict[tuple[str, str], date]:
+    """Each (app, device)'s active day nearest ``day``, before or after it (those without one
+    are left out)."""
+    table = table_of(DeviceActivity)
+    nearest = func.max(table.c.date) if before else func.min(table.c.date)
+    side = table.c.date < day if before else table.c.date > day
+    rows = await session.execute(
+        select(table.c.app_id, table.c.device_id, nearest)
+        .where(tuple_(table.c.app_id, table.c.device_id).in_(pairs), side)
+        .group_by(table.c.app_id, table.c.device_id)
     )
-    following = await session.scalar(
-        select(func.min(DeviceActivity.date)).where(*same_device, DeviceActivity.date > day)
-    )
-    covered = window_change(day, previous, following)
-    if covered is None:
-        return
-    first, last = covered
-    await add_to_counters(session, DailyMauChange, {"app_id": app_id, "date": first}, {"change": 1})
-    await add_to_counters(
-        session,
-        DailyMauChange,
-        {"app_id": app_id, "date": last + timedelta(days=1)},
-        {"change": -1},
-    )
+    return {(app_id, device_id): found for app_id, device_id, found in rows}

@@ -12,12 +12,14 @@ channels and memberships deleted through the API before this revision are not gi
 either; ids of other rows deleted before it may be (nothing remembers them). PostgreSQL never
 reuses an id; there this revision does nothing.
 
-Not ``batch_alter_table``: its rebuild drops the original table, and with foreign keys on (as
-every connection has them, and the pragma cannot change inside the migration's transaction) that
-drop deletes the rows of ``app_versions`` and ``channels`` first, cascading to their channels,
-overrides and deploy history. Here the originals are renamed away first (their children's
-references follow them), the new tables are created and filled, and the originals are dropped
-children first, when nothing refers to them any more.
+Not ``batch_alter_table``: this revision was written when migrations still ran with foreign
+keys on, and that rebuild drops the original table, which then deleted the rows of
+``app_versions`` and ``channels`` first, cascading to their channels, overrides and deploy
+history. Migrations now run with foreign keys off and checked before commit
+(``db.migrate.sqlite_migration_transaction``), so batch mode would be safe today; this revision
+keeps its own order, which is safe either way: the originals are renamed away first (their
+children's references follow them), the new tables are created and filled, and the originals
+are dropped children first, when nothing refers to them any more.
 
 Downgrade rebuilds the same tables without ``AUTOINCREMENT`` (rows and ids kept); SQLite then
 reuses the largest id again.

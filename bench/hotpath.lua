@@ -101,11 +101,13 @@ function done(summary, latency, requests)
   local e = summary.errors
   local socket_errors = e.connect + e.read + e.write + e.timeout
   io.write(string.format(
-    'HOTPATH {"requests":%d,"duration_s":%.3f,"errors":%d,"socket_errors":%d,"non_200":%d,' ..
+    'HOTPATH {"requests":%d,"duration_s":%.3f,"errors":%d,"socket_errors":%d,' ..
+    '"socket_error_kinds":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"non_200":%d,' ..
     '"unexpected_answers":%d,"answers":{"offer_or_ok":%d,"up_to_date":%d},' ..
     '"latency_ms":{"p50":%.2f,"p90":%.2f,"p99":%.2f,"max":%.2f,"mean":%.2f}}\n',
     summary.requests, summary.duration / 1e6,
-    socket_errors + totals.bad_status + totals.other, socket_errors, totals.bad_status,
+    socket_errors + totals.bad_status + totals.other, socket_errors,
+    e.connect, e.read, e.write, e.timeout, totals.bad_status,
     totals.other, totals.offers, totals.up_to_date,
     latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
     latency.max / 1000, latency.mean / 1000))

@@ -46,6 +46,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -143,6 +144,26 @@ def server_rss_mib(pid: int) -> dict[str, Any]:
     workers = [p for p in _children(pid) if "resource_tracker" not in _cmdline(p)] or [pid]
     per_worker = [round(_rss_kib(p) / 1024, 1) for p in workers]
     return {"workers": per_worker, "total": round(sum(per_worker), 1)}
+
+
+@contextlib.contextmanager
+def rss_sampled(pid: int, every: float) -> Iterator[list[float]]:
+    """The serving processes' total RSS (MiB), read every ``every`` seconds while the block
+    runs: whether memory levels off or keeps growing."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every):
+            samples.append(server_rss_mib(pid)["total"])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        sampler.join()
 
 
 def _cmdline(pid: int) -> str:
@@ -417,11 +438,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 print(f"w{count} updates: {result['updates']['rps']} req/s", flush=True)
                 if args.soak and count == args.worker_counts[0]:
                     start_rss = server_rss_mib(pid)
-                    soak = wrk(base, args.soak, args.connections, args.threads, pid)
+                    with rss_sampled(pid, every=30) as samples:
+                        soak = wrk(base, args.soak, args.connections, args.threads, pid)
                     result["soak"] = {
                         **soak,
                         "rss_mib_start": start_rss,
                         "rss_mib_end": server_rss_mib(pid),
+                        "rss_mib_every_30s": samples,
                     }
                     print(f"soak: {result['soak']}", flush=True)
             result["ratio_to_bare"] = round(result["updates"]["rps"] / result["bare"]["rps"], 3)

@@ -40,6 +40,12 @@ def _begin_before_savepoint(connection: Connection, _name: str | None) -> None:
     # releasing it would commit on the spot: the request's later rollback, or a crash before
     # its commit, would leave half of its writes behind (an override without its count, a
     # bundle without its audit row). Open the request's transaction first.
+    open_sqlite_transaction(connection)
+
+
+def open_sqlite_transaction(connection: Connection) -> None:
+    """``BEGIN`` on the SQLite driver connection unless it is in a transaction already (Python's
+    sqlite3 driver opens one by itself only before INSERT, UPDATE or DELETE)."""
     raw: Any = connection.connection.dbapi_connection
     driver = getattr(raw, "_connection", raw)  # aiosqlite's adapter wraps the sqlite3 connection
     if not driver.in_transaction:

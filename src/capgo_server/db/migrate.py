@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from capgo_server.db.engine import open_sqlite_transaction
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -52,8 +53,7 @@ def sqlite_migration_transaction(connection: Connection) -> Iterator[None]:
             raise MigrationError("SQLite did not turn foreign keys off: a transaction is open")
         connection.commit()  # ends the transaction SQLAlchemy began for the pragmas
         with connection.begin():
-            if not _driver(connection).in_transaction:
-                connection.exec_driver_sql("BEGIN")
+            open_sqlite_transaction(connection)
             yield
             violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
             if violations:
@@ -72,11 +72,6 @@ def sqlite_migration_transaction(connection: Connection) -> Iterator[None]:
 
 def _foreign_keys(connection: Connection) -> bool:
     return bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one())
-
-
-def _driver(connection: Connection) -> Any:
-    raw: Any = connection.connection.dbapi_connection
-    return getattr(raw, "_connection", raw)  # aiosqlite's adapter wraps the sqlite3 connection
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

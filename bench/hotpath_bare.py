@@ -1,6 +1,6 @@
 """The framework's ceiling for bench/hotpath.py: a bare FastAPI app answering a constant JSON body
-on the device paths, served by uvicorn with the options ``capgo-server serve`` uses, its garbage
-collector tuned alike."""
+on the device paths, served through ``capgo_server.serving.run`` as ``capgo-server serve``
+serves the real app, its garbage collector tuned alike."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 
-from capgo_server.app import tune_garbage_collector
+from capgo_server.serving import run, tune_garbage_collector
 
 ANSWER = {
     "error": "no_new_version_available",
@@ -45,14 +44,11 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # The same call as capgo_server.cli.serve.
-    uvicorn.run(
+    # Served as capgo_server.cli.serve serves the real app.
+    run(
         "hotpath_bare:create_app",
-        app_dir=str(Path(__file__).parent),
-        factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=True,
-        log_level="info",
+        app_dir=str(Path(__file__).parent),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +28,7 @@ from capgo_server.plugin.recorder import Recorder
 from capgo_server.plugin.stats import stats_router
 from capgo_server.plugin.update_cache import UpdateCache
 from capgo_server.plugin.updates import updates_router
+from capgo_server.serving import tune_garbage_collector
 from capgo_server.settings import Settings
 from capgo_server.statistics.endpoints import statistics_router
 from capgo_server.storage.factory import make_store
@@ -59,28 +59,6 @@ TUS_EXPOSED_HEADERS = [
     "Tus-Extension",
     "Tus-Max-Size",
 ]
-
-
-#: Allocations between two collections of the youngest generation (Python's default: 700).
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_garbage_collector() -> None:
-    """Keep a serving worker's long-lived objects out of the garbage collector's way.
-
-    Everything alive once the app has started (modules, routes, models, settings) lives as long
-    as the worker. ``gc.freeze()`` takes it out of every later collection, so the full
-    collections a busy worker runs walk only what it made since, and stall the event loop (and
-    every request waiting on it) for less. A device request allocates a few hundred objects,
-    nearly all freed by reference counting, so the youngest generation is collected every
-    :data:`GC_YOUNG_THRESHOLD` allocations instead of every 700. Process-wide: only the serving
-    process calls it (:func:`create_served_app`), never a test run or a program embedding the
-    app.
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
 def create_served_app() -> FastAPI:

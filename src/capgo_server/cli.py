@@ -118,7 +118,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the API."""
-    import uvicorn
+    from capgo_server.serving import run
 
     settings = _settings()
     try:
@@ -126,15 +126,7 @@ def serve(
     except RuntimeError as exc:
         fail(str(exc))
     _run_migrations(settings)
-    uvicorn.run(
-        "capgo_server.app:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        log_level="info",
-    )
+    run("capgo_server.app:create_served_app", host=host, port=port, workers=workers)
 
 
 @cli.command("create-user")

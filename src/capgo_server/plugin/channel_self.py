@@ -30,8 +30,8 @@ from capgo_server.plugin.common import (
     normalise_plugin_body,
     unknown_app,
 )
+from capgo_server.plugin.device_route import DeviceRoute
 from capgo_server.plugin.limits import device_rate_limit
-from capgo_server.plugin.recorder import DeviceRoute
 from capgo_server.plugin.recording import Recording, record_later
 from capgo_server.plugin.stats import MAX_EVENT_NAME, AppId, DeviceId
 

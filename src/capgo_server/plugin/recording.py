@@ -217,7 +217,7 @@ class ActivityMemo:
 
 def record_later(request: Request, *recordings: Recording) -> None:
     """Record ``recordings`` once the request has committed (a device route's request, see
-    :class:`~.recorder.DeviceRoute`): the worker's recorder writes them within about a second,
+    :class:`~.device_route.DeviceRoute`): the worker's recorder writes them within about a second,
     off the request path (at once when the server is otherwise idle). Nothing is recorded for
     a request that fails."""
     pending: list[Recording] | None = getattr(request.state, PENDING, None)

@@ -20,8 +20,8 @@ from capgo_server.parsing import documented_body, strict_json_body
 from capgo_server.plugin import update_queries as queries
 from capgo_server.plugin.answers import UPDATES
 from capgo_server.plugin.common import normalise_plugin_body, unknown_app
+from capgo_server.plugin.device_route import DeviceRoute
 from capgo_server.plugin.limits import device_rate_limit
-from capgo_server.plugin.recorder import DeviceRoute
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.update_cache import UpdateCache
 from capgo_server.plugin.update_rules import (

@@ -18,21 +18,34 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 class TransactionalRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        return in_transaction(super().get_route_handler())
 
-        async def handle_in_transaction(request: Request) -> Response:
-            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-            async with sessionmaker() as session:
-                request.state.db_session = session
-                try:
-                    response = await handler(request)
-                except BaseException:
-                    await session.rollback()
-                    raise
+
+def in_transaction(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """``handler`` with the request's session: committed when it returns, rolled back when
+    anything raises, before the response is sent.
+
+    A handler that never touched the database (``POST /stats`` answering from the worker's
+    cache) has no transaction to end, and its session holds no connection: it costs neither a
+    commit nor a close.
+    """
+
+    async def handle_in_transaction(request: Request) -> Response:
+        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        session = sessionmaker()
+        request.state.db_session = session
+        try:
+            response = await handler(request)
+            if session.in_transaction():
                 await session.commit()
-                return response
+            return response
+        finally:
+            if session.in_transaction():  # the handler raised, or the commit failed
+                await session.close()  # rolls back, and releases the connection
 
-        return handle_in_transaction
+    return handle_in_transaction
 
 
 async def _request_session(request: Request) -> AsyncSession:

@@ -4,6 +4,9 @@ the server is busy, and whatever waits is written when the application shuts dow
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from capgo_server.db.engine import make_engine
 from capgo_server.models import DailyVersion, Device, DeviceActivity, StatsEvent
 from capgo_server.plugin import recorder as recorder_module
 from capgo_server.plugin.recorder import Recorder
+from capgo_server.plugin.recording import DeviceSeen, Recording, write_batch
 from capgo_server.settings import Settings
 from tests.conftest import Account, make_account
 from tests.plugin.updates_support import APP_ID, DEVICE, answer, offered, seed
@@ -166,3 +170,240 @@ async def test_a_steady_moderate_load_writes_once_per_idle_delay_not_per_request
 async def written(recorder: Recorder, flushes: int) -> None:
     while recorder.flushes < flushes:
         await asyncio.sleep(0.01)
+
+
+# --- backpressure: one batch write at most ---------------------------------------------------
+
+
+def device(n: int) -> str:
+    return f"00009a6b-eefe-490a-9c60-{n:012d}"
+
+
+def own_recorder(app: FastAPI, monkeypatch: pytest.MonkeyPatch, **limits: int) -> Recorder:
+    """A recorder in place of the app's, never started (no periodic writer: only the requests
+    and the test write), with another device request pretending to be in progress (no idle
+    writes)."""
+    recorder = Recorder(app.state.sessionmaker, interval=3600, **limits)
+    monkeypatch.setattr(app.state, "recorder", recorder)
+    recorder.request_started()
+    return recorder
+
+
+def gated_writes(monkeypatch: pytest.MonkeyPatch) -> asyncio.Semaphore:
+    """Each batch write waits for a permit of the returned semaphore (none at first)."""
+    permits = asyncio.Semaphore(0)
+    real = recorder_module.write_batch
+
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        await permits.acquire()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(recorder_module, "write_batch", gated)
+    return permits
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+async def events(database_url: str) -> int:
+    return len((await recorded(database_url))[2])
+
+
+async def test_a_full_backlog_costs_the_next_request_one_batch_not_the_backlog(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Account,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await seed(client, alice)
+    recorder = own_recorder(app, monkeypatch, max_batch=2, max_backlog=5)
+    for n in range(5):
+        await answer(client, version_name="1.0.0", device_id=device(n))
+    assert recorder.pending == 5
+    assert await events(database_url) == 0
+    # The sixth finds the backlog full: it writes the two oldest, then adds its own.
+    await answer(client, version_name="1.0.0", device_id=device(5))
+    assert recorder.pending == 5 - 2 + 1
+    devices, _, _, _ = await recorded(database_url)
+    assert sorted(devices) == [device(0), device(1)]
+    # Below the threshold again: the next request does not wait.
+    await answer(client, version_name="1.0.0", device_id=device(6))
+    assert recorder.pending == 5
+    await recorder.close()
+    assert await events(database_url) == 7
+
+
+async def test_a_request_waits_for_the_batch_in_progress_only(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Account,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request behind a flush of the whole backlog waits for the batch being written, not
+    for the flush (nor for the requests queued before it)."""
+    await seed(client, alice)
+    recorder = own_recorder(app, monkeypatch, max_batch=3, max_backlog=8)
+    for n in range(7):
+        await answer(client, version_name="1.0.0", device_id=device(n))
+    recorder.max_backlog = 4
+    permits = gated_writes(monkeypatch)
+    flush = asyncio.create_task(recorder.flush())  # three batches, the first one blocked
+    await asyncio.sleep(0.05)
+    assert recorder.pending == 4  # the first batch is being written: the backlog is full
+    waiting = [
+        asyncio.create_task(answer(client, version_name="1.0.0", device_id=device(7 + n)))
+        for n in range(3)
+    ]
+    await asyncio.wait_for(until(lambda: recorder.in_flight == 1 + 3), timeout=5)
+    await asyncio.sleep(0.05)
+    assert not any(task.done() for task in waiting)
+    permits.release()  # the first batch is written; the second then waits for a permit
+    await asyncio.wait_for(asyncio.gather(*waiting), timeout=5)
+    assert not flush.done()
+    assert await events(database_url) == 3
+    assert recorder.pending == 1 + 3  # the second batch is out of the buffer, being written
+    for _ in range(10):
+        permits.release()
+    await asyncio.wait_for(flush, timeout=5)
+    assert recorder.pending == 0
+    assert await events(database_url) == 10
+
+
+async def test_the_backlog_stays_bounded_while_the_writer_is_slow(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Account,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many concurrent requests and a writer slower than them: the backlog never passes the
+    threshold by more than the requests in progress, and everything is written."""
+    await seed(client, alice)
+    recorder = own_recorder(app, monkeypatch, max_batch=3, max_backlog=6)
+    real = recorder_module.write_batch
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(recorder_module, "write_batch", slow)
+    concurrency, largest = 4, 0
+
+    async def requests(first: int) -> None:
+        nonlocal largest
+        for n in range(first, 40, concurrency):
+            await answer(client, version_name="1.0.0", device_id=device(n))
+            largest = max(largest, recorder.pending)
+
+    await asyncio.gather(*(requests(first) for first in range(concurrency)))
+    assert 6 <= largest <= 6 + concurrency
+    await recorder.close()
+    assert await events(database_url) == 40
+
+
+async def test_requests_waiting_for_a_batch_that_fails_go_on_at_once(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Account,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that fails releases the requests waiting for it before its recordings are
+    retried one by one; after that, a full backlog makes nobody wait."""
+    await seed(client, alice)
+    recorder = own_recorder(app, monkeypatch, max_batch=2, max_backlog=5)
+    for n in range(4):
+        await answer(client, version_name="1.0.0", device_id=device(n))
+    recorder.max_backlog = 2
+    permits = asyncio.Semaphore(0)
+    retry = asyncio.Event()
+
+    async def refuse(*_: object, **__: object) -> None:
+        await permits.acquire()
+        raise RuntimeError("the database refuses writes")
+
+    async def blocked(*_: object, **__: object) -> None:
+        await retry.wait()
+        raise RuntimeError("the database refuses writes")
+
+    monkeypatch.setattr(recorder_module, "write_batch", refuse)
+    monkeypatch.setattr(recorder_module, "write", blocked)
+    writing = asyncio.create_task(answer(client, version_name="1.0.0", device_id=device(4)))
+    await asyncio.wait_for(until(lambda: recorder.in_flight == 1 + 1), timeout=5)
+    await asyncio.sleep(0.05)
+    assert not writing.done()  # it is writing the oldest batch; two wait still: full
+    assert recorder.pending == 2
+    waiting = asyncio.create_task(answer(client, version_name="1.0.0", device_id=device(5)))
+    await asyncio.wait_for(until(lambda: recorder.in_flight == 1 + 2), timeout=5)
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # it waits for that batch
+    permits.release()  # the batch fails; its retry, one by one, is blocked
+    await asyncio.wait_for(waiting, timeout=5)
+    for n in range(6, 10):  # a full backlog, a failing writer: nobody waits
+        await answer(client, version_name="1.0.0", device_id=device(n))
+    assert recorder.pending == 2 + 1 + 4
+    assert not writing.done()  # the request that wrote the batch is the one retrying it
+    retry.set()  # the retry fails too: those two recordings are lost, and logged
+    await asyncio.wait_for(writing, timeout=5)
+    monkeypatch.undo()
+    await recorder.flush()
+    assert await events(database_url) == 8
+
+
+async def test_the_batch_writer_stores_values_as_the_orm_does(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account
+) -> None:
+    """``write_batch`` bypasses SQLAlchemy's type processing (db.bulk): what it stores must be
+    what the models store, byte for byte on SQLite, so every reader sees the same values."""
+    await seed(client, alice)
+    at = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)  # no microseconds: still written out
+    seen = DeviceSeen(
+        app_id=APP_ID,
+        device_id=device(1),
+        platform="ios",
+        plugin_version="7.17.0",
+        os_version=None,
+        version_build="1.0.0",
+        version_name="1.0.0",
+        custom_id="",
+        is_prod=False,
+        is_emulator=True,
+        default_channel=None,
+        key_id=None,
+    )
+    recording = Recording(APP_ID, device(1), device=seen, at=at)
+    recording.event("get", "1.0.0")
+    recording.count("1.0.0", "get")
+    async with app.state.sessionmaker() as session, session.begin():
+        await write_batch(session, [recording])
+        session.add(Device(**{**vars(seen), "device_id": device(2)}, updated_at=at, created_at=at))
+        session.add(DeviceActivity(app_id=APP_ID, date=at.date(), device_id=device(2)))
+        session.add(
+            StatsEvent(
+                app_id=APP_ID,
+                device_id=device(2),
+                action="get",
+                version_name="1.0.0",
+                created_at=at,
+            )
+        )
+        session.add(DailyVersion(app_id=APP_ID, date=at.date(), version_name="1.1.0", get=1))
+    columns = {
+        "devices": "updated_at, is_prod, is_emulator, os_version",
+        "device_activity": "date",
+        "stats": "created_at, version_name IS NULL",
+        "daily_version": "date, get",
+    }
+    async with app.state.sessionmaker() as session:
+        connection = await session.connection()
+        for table, names in columns.items():
+            rows = (await connection.exec_driver_sql(f"SELECT {names} FROM {table}")).all()
+            assert len(rows) == 2, table
+            assert rows[0] == rows[1], table
+        written = await session.get_one(Device, (APP_ID, device(1)))
+        assert (written.updated_at, written.is_prod, written.is_emulator) == (at, False, True)
+        assert written.created_at.tzinfo == UTC

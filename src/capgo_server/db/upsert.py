@@ -2,8 +2,8 @@
 ``INSERT ... ON CONFLICT``), for one row or many in one statement.
 
 Each helper runs one Core ``INSERT`` on the model's table for all of its ``rows`` (an
-executemany, without the ORM's per-row bulk handling), so a batch writer such as the device
-recorder pays for one statement, not one per row.
+executemany, without the ORM's per-row bulk handling). The device recorder's batches, where
+SQLAlchemy's per-row parameter processing would dominate, use :mod:`capgo_server.db.bulk`.
 """
 
 from __future__ import annotations
@@ -47,18 +47,5 @@ async def add_to_counters(
     statement = statement.on_conflict_do_update(
         index_elements=list(key),
         set_={name: table_of(model).c[name] + statement.excluded[name] for name in counters},
-    )
-    await execute_many(session, statement, rows)
-
-
-async def upsert(
-    session: AsyncSession, model: type[DeclarativeBase], rows: Sequence[Row], key: Sequence[str]
-) -> None:
-    """Insert each row, or update every non-key column of the existing row with its values
-    (every row names the same columns)."""
-    statement = insert_into(session, model)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={name: statement.excluded[name] for name in rows[0] if name not in key},
     )
     await execute_many(session, statement, rows)

@@ -24,8 +24,15 @@ dropped, and the loss is logged.
 
 If the database works but cannot keep up (more device requests a second than the writer stores,
 as a saturated worker on SQLite can be), a device request that finds :data:`MAX_BACKLOG`
-recordings waiting first helps write them (:meth:`Recorder.make_room`): the worker answers
-more slowly instead of growing its memory. While writes fail, requests never wait for them.
+recordings waiting first makes room (:meth:`Recorder.make_room`): if a batch is being written,
+it waits for that batch to end; otherwise it writes one batch of at most :data:`MAX_BATCH` (the
+oldest) itself; then it looks again. A batch takes out :data:`MAX_BATCH` recordings while only
+the requests in progress add theirs, so one batch write is all a request waits for unless more
+requests are in progress than a batch holds; it never waits for the whole backlog nor for the
+writes queued before it. The worker answers more slowly instead of growing its memory: while
+writes succeed, the backlog stays below :data:`MAX_BACKLOG` plus what the requests in progress
+record. While writes fail, requests never wait for them: a failed batch releases the requests
+waiting for it before its recordings are retried one by one.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,10 +53,11 @@ logger = logging.getLogger("capgo_server.plugin")
 FLUSH_SECONDS = 1.0
 #: The shortest time between two writes made because the server looked idle (the default).
 IDLE_DELAY_SECONDS = 0.05
-#: Recordings that trigger a write before the second is over.
-MAX_BATCH = 5_000
+#: Recordings that trigger a write before the second is over, and the most one transaction
+#: writes. Also the longest a request can wait behind the backlog: one batch write.
+MAX_BATCH = 2_000
 #: Recordings waiting beyond which a device request waits for the writer (while it works).
-MAX_BACKLOG = 2 * MAX_BATCH
+MAX_BACKLOG = 5 * MAX_BATCH
 #: Recordings kept while the database refuses them; beyond this the oldest are dropped.
 MAX_BUFFER = 200_000
 
@@ -81,6 +89,10 @@ class Recorder:
         self._buffer: list[Recording] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        #: Writers holding or waiting for :attr:`_lock`.
+        self._writers = 0
+        #: Set (and replaced) each time a batch write ends, successful or not.
+        self._batch_ended = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._known = ActivityMemo()
@@ -122,16 +134,36 @@ class Recorder:
 
     async def flush(self) -> None:
         """Write everything submitted so far."""
-        async with self._lock:
-            self._last_flush = asyncio.get_running_loop().time()
+        async with self._writing():
             while self._buffer:
-                batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
-                await self._write(batch)
+                await self._write_oldest()
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Hold the write lock (one writer at a time), counted in :attr:`_writers`."""
+        self._writers += 1
+        try:
+            async with self._lock:
+                self._last_flush = asyncio.get_running_loop().time()
+                yield
+        finally:
+            self._writers -= 1
+
+    async def _write_oldest(self) -> None:
+        """Write the oldest :attr:`max_batch` recordings (the write lock held)."""
+        batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
+        await self._write(batch)
 
     async def _write(self, batch: list[Recording]) -> None:
         try:
-            async with self._sessionmaker() as session, session.begin():
-                seen = await write_batch(session, batch, self._known)
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    seen = await write_batch(session, batch, self._known)
+            finally:
+                # Requests waiting for room go on now, before a failed batch is retried one
+                # recording at a time: they never wait for a failing writer.
+                ended, self._batch_ended = self._batch_ended, asyncio.Event()
+                ended.set()
         except Exception:
             logger.exception(
                 "could not write %d recordings at once; writing them one by one", len(batch)
@@ -173,17 +205,29 @@ class Recorder:
     def request_started(self) -> None:
         self.in_flight += 1
 
+    def _backlog_full(self) -> bool:
+        return len(self._buffer) >= self.max_backlog and self._writing_works
+
     async def make_room(self) -> None:
-        """Before a device request: write the backlog first if it has reached
-        :attr:`max_backlog` and the database takes writes (backpressure, not memory growth)."""
-        if len(self._buffer) >= self.max_backlog and self._writing_works:
-            await self.flush()
+        """Before a device request: while the backlog is at :attr:`max_backlog` and the
+        database takes writes, wait for the batch being written, or else write the oldest
+        batch (backpressure, not memory growth). One batch write is enough unless more
+        requests are in progress than a batch holds."""
+        while self._backlog_full():
+            if self._writers:
+                # Queueing for the lock would mean waiting for every write queued before this
+                # request (a whole flush of the backlog); the batch in progress makes room.
+                await self._batch_ended.wait()
+                continue
+            async with self._writing():
+                if self._backlog_full():
+                    await self._write_oldest()
 
     async def request_finished(self) -> None:
         """After a device response: if nothing else is going on, write now, or as soon as
         :attr:`idle_delay` has passed since the last write."""
         self.in_flight -= 1
-        if self.in_flight or not self._buffer or self._lock.locked():
+        if self.in_flight or not self._buffer or self._writers:
             return
         loop = asyncio.get_running_loop()
         wait = self._last_flush + self.idle_delay - loop.time()

@@ -8,9 +8,11 @@ device request is in progress. Recording never slows the answer, and a recording
 logged, never shown to the device.
 
 :func:`write` writes one recording on its own; :func:`write_batch` writes many with the same
-effect, in a handful of statements: the device rows coalesced (the last recording of a device
-wins, as it would one after the other), per-bundle counters summed, and each new device-day
-counted once in the monthly-active-users roll-up, exactly as :func:`write` counts it.
+effect, in a handful of statements whatever the batch's size (one per table, each carrying
+every row, :mod:`capgo_server.db.bulk`, plus two per day of new device-days): the device rows
+coalesced (the last recording of a device wins, as it would one after the other), per-bundle
+counters summed, and each new device-day counted once in the monthly-active-users roll-up,
+exactly as :func:`write` counts it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 from fastapi import Request
-from sqlalchemy import insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.clock import utcnow
-from capgo_server.db.upsert import add_to_counters, execute_many, insert_into, table_of, upsert
-from capgo_server.models import DailyMauChange, DailyVersion, Device, DeviceActivity, StatsEvent
+from capgo_server.db.bulk import Kind, insert_rows, upsert_rows
 from capgo_server.statistics.rollups import add_window_changes
 
 logger = logging.getLogger("capgo_server.plugin")
@@ -78,14 +79,52 @@ async def write(session: AsyncSession, recording: Recording) -> None:
 
 COUNTERS: tuple[VersionCounter, ...] = ("get", "fail", "install", "uninstall")
 
+_DEVICE_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("app_id", "text"),
+    ("device_id", "text"),
+    ("platform", "text"),
+    ("plugin_version", "text"),
+    ("os_version", "text"),
+    ("version_build", "text"),
+    ("version_name", "text"),
+    ("custom_id", "text"),
+    ("is_prod", "bool"),
+    ("is_emulator", "bool"),
+    ("default_channel", "text"),
+    ("key_id", "text"),
+    ("updated_at", "timestamp"),
+    ("created_at", "timestamp"),
+)
+#: A device row's values from what it said about itself (the columns before ``updated_at``).
+_device_values = attrgetter(*(name for name, _ in _DEVICE_COLUMNS[:-2]))
+_EVENT_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("app_id", "text"),
+    ("device_id", "text"),
+    ("action", "text"),
+    ("version_name", "text"),
+    ("created_at", "timestamp"),
+)
+_COUNT_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("app_id", "text"),
+    ("date", "date"),
+    ("version_name", "text"),
+    *((name, "int") for name in COUNTERS),
+)
+_MAU_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("app_id", "text"),
+    ("date", "date"),
+    ("change", "int"),
+)
+
 
 @dataclass
 class _Batch:
-    """``recordings`` gathered by table, in arrival order."""
+    """``recordings`` gathered by table, in arrival order, as rows of the columns above (a
+    device row without its ``created_at``, which is when it is written)."""
 
-    devices: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    devices: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     active: dict[date, dict[tuple[str, str], None]] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
     counts: dict[tuple[str, date, str], dict[str, int]] = field(default_factory=dict)
 
     @classmethod
@@ -96,21 +135,13 @@ class _Batch:
             pair = (recording.app_id, recording.device_id)
             if recording.device is not None:
                 device = recording.device
-                batch.devices.pop((device.app_id, device.device_id), None)
-                batch.devices[(device.app_id, device.device_id)] = {
-                    **vars(device),
-                    "updated_at": recording.at,
-                }
+                key = (device.app_id, device.device_id)
+                batch.devices.pop(key, None)  # the last one wins, and in its place
+                batch.devices[key] = (*_device_values(device), recording.at)
             if recording.active:
                 batch.active.setdefault(day, {})[pair] = None
             batch.events.extend(
-                {
-                    "app_id": recording.app_id,
-                    "device_id": recording.device_id,
-                    "action": action,
-                    "version_name": version_name,
-                    "created_at": recording.at,
-                }
+                (recording.app_id, recording.device_id, action, version_name, recording.at)
                 for action, version_name in recording.events
             )
             for version_name, counter in recording.version_counts:
@@ -128,10 +159,21 @@ async def write_batch(
 
     ``known``: device-days already in ``device_activity`` (skipped). Returns the device-days
     this batch made sure of, for the caller to remember once the transaction has committed.
+
+    One statement per table (and two more per day of new device-days, for the MAU roll-up),
+    each carrying the whole batch (:mod:`capgo_server.db.bulk`).
     """
     batch = _Batch.of(recordings)
     if batch.devices:
-        await upsert(session, Device, list(batch.devices.values()), ["app_id", "device_id"])
+        written = utcnow()
+        await upsert_rows(
+            session,
+            "devices",
+            _DEVICE_COLUMNS,
+            [(*row, written) for row in batch.devices.values()],
+            ["app_id", "device_id"],
+            replace=[name for name, _ in _DEVICE_COLUMNS[2:-1]],
+        )
     seen: dict[date, list[tuple[str, str]]] = {}
     mau: dict[tuple[str, date], int] = {}
     # Day by day, so a device's later new day sees its earlier one, as it would one by one.
@@ -142,18 +184,18 @@ async def write_batch(
             await add_window_changes(session, day, new, mau)
             seen[day] = pairs
     if batch.events:
-        await execute_many(session, insert(table_of(StatsEvent)), batch.events)
+        await insert_rows(session, "stats", _EVENT_COLUMNS, batch.events)
     if batch.counts:
         rows = [
-            {"app_id": app_id, "date": day, "version_name": name, **counters}
+            (app_id, day, name, *(counters[c] for c in COUNTERS))
             for (app_id, day, name), counters in batch.counts.items()
         ]
-        await add_to_counters(
-            session, DailyVersion, rows, ["app_id", "date", "version_name"], COUNTERS
-        )
+        key = ["app_id", "date", "version_name"]
+        await upsert_rows(session, "daily_version", _COUNT_COLUMNS, rows, key, add=COUNTERS)
     if mau:
-        rows = [{"app_id": a, "date": d, "change": change} for (a, d), change in mau.items()]
-        await add_to_counters(session, DailyMauChange, rows, ["app_id", "date"], ["change"])
+        rows = [(app_id, day, change) for (app_id, day), change in mau.items()]
+        key = ["app_id", "date"]
+        await upsert_rows(session, "daily_mau_change", _MAU_COLUMNS, rows, key, add=["change"])
     await session.flush()
     return seen
 
@@ -164,19 +206,18 @@ async def _insert_absent_activity(
     """Insert the missing ``device_activity`` rows of ``day``; the (app, device) pairs of the
     new ones.
 
-    Of concurrent writers of the same row exactly one sees it as new (the insert is the gate).
+    Of concurrent writers of the same row exactly one sees it as new (the insert is the gate:
+    ``RETURNING`` lists only the rows it inserted).
     """
-    primary_key = [column.name for column in inspect(DeviceActivity).primary_key]
-    table = table_of(DeviceActivity)
-    statement = (
-        insert_into(session, DeviceActivity)
-        .on_conflict_do_nothing(index_elements=primary_key)
-        .returning(table.c.app_id, table.c.device_id)
+    result = await insert_rows(
+        session,
+        "device_activity",
+        (("app_id", "text"), ("date", "date"), ("device_id", "text")),
+        [(app_id, day, device_id) for app_id, device_id in pairs],
+        conflict="ON CONFLICT (app_id, date, device_id) DO NOTHING",
+        returning="app_id, device_id",
     )
-    rows = [{"app_id": a, "date": day, "device_id": d} for a, d in pairs]
-    return [
-        (app_id, device_id) for app_id, device_id in await execute_many(session, statement, rows)
-    ]
+    return [(app_id, device_id) for app_id, device_id in result]
 
 
 class ActivityMemo:

@@ -20,16 +20,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from capgo_server.db.upsert import table_of
-from capgo_server.models import DeviceActivity
+from capgo_server.db.bulk import Statement
 
 #: Days a device keeps counting as active after it was seen, that day included.
 MAU_WINDOW_DAYS = 30
-#: Devices per ``IN (...)`` list of the neighbour-day queries.
-_CHUNK = 500
 
 
 def window_change(
@@ -56,21 +52,21 @@ async def add_window_changes(
     (app, device) in ``new_days`` changes in the roll-up.
 
     Pass only device-days whose ``device_activity`` row was just inserted, so each counts once
-    (the insert is the gate, also between concurrent workers). Two queries per :data:`_CHUNK`
-    devices, whatever the number of apps: under load every ``await`` of the writer waits behind
-    the requests, so it makes few of them.
+    (the insert is the gate, also between concurrent workers). Two queries whatever the number
+    of devices and apps (each carries every device, :mod:`capgo_server.db.bulk`): under load
+    every ``await`` of the writer waits behind the requests, so it makes few of them.
     """
-    for start in range(0, len(new_days), _CHUNK):
-        chunk = new_days[start : start + _CHUNK]
-        previous = await _nearest_days(session, chunk, day, before=True)
-        following = await _nearest_days(session, chunk, day, before=False)
-        for pair in chunk:
-            covered = window_change(day, previous.get(pair), following.get(pair))
-            if covered is None:
-                continue
-            first, last = covered
-            for when, change in ((first, 1), (last + timedelta(days=1), -1)):
-                changes[(pair[0], when)] = changes.get((pair[0], when), 0) + change
+    if not new_days:
+        return
+    previous = await _nearest_days(session, new_days, day, before=True)
+    following = await _nearest_days(session, new_days, day, before=False)
+    for pair in new_days:
+        covered = window_change(day, previous.get(pair), following.get(pair))
+        if covered is None:
+            continue
+        first, last = covered
+        for when, change in ((first, 1), (last + timedelta(days=1), -1)):
+            changes[(pair[0], when)] = changes.get((pair[0], when), 0) + change
 
 
 async def _nearest_days(
@@ -78,12 +74,21 @@ async def _nearest_days(
 ) -> dict[tuple[str, str], date]:
     """Each (app, device)'s active day nearest ``day``, before or after it (those without one
     are left out)."""
-    table = table_of(DeviceActivity)
-    nearest = func.max(table.c.date) if before else func.min(table.c.date)
-    side = table.c.date < day if before else table.c.date > day
-    rows = await session.execute(
-        select(table.c.app_id, table.c.device_id, nearest)
-        .where(tuple_(table.c.app_id, table.c.device_id).in_(pairs), side)
-        .group_by(table.c.app_id, table.c.device_id)
+    statement = Statement(session)
+    devices = statement.rows("p", (("app_id", "text"), ("device_id", "text")), pairs)
+    nearest, side = ("max", "<") if before else ("min", ">")
+    # The devices drive the join (CROSS JOIN fixes the order on SQLite), so each costs one
+    # seek in ix_device_activity_device_date, however many other days and devices there are.
+    rows = await statement.execute(
+        f"SELECT a.app_id, a.device_id, {nearest}(a.date) FROM {devices}"
+        " CROSS JOIN device_activity AS a"
+        " WHERE a.app_id = p.app_id AND a.device_id = p.device_id"
+        f" AND a.date {side} {statement.param(day, 'date')}"
+        " GROUP BY a.app_id, a.device_id"
     )
-    return {(app_id, device_id): found for app_id, device_id, found in rows}
+    return {(app_id, device_id): _as_date(found) for app_id, device_id, found in rows}
+
+
+def _as_date(value: date | str) -> date:
+    # The driver's own value: SQLite keeps dates as ISO text.
+    return value if isinstance(value, date) else date.fromisoformat(value)

@@ -7,9 +7,10 @@ which only appends them to a list. The recorder writes what has gathered in one 
 * at least every ``CAPGO_RECORD_INTERVAL_SECONDS`` (1 s) while requests keep coming, or as soon
   as :data:`MAX_BATCH` recordings are waiting;
 * when no other device request is in progress, within ``CAPGO_RECORD_IDLE_DELAY_SECONDS``
-  (50 ms) of the last write: an idle server has nothing to batch with, so it writes as it
-  answers, but a steady moderate load (a request or two in progress now and then) does not make
-  it write once per request, which would cost each request a transaction;
+  (1 s) of the last write, and at once when that is 0 (the tests: each request's recordings are
+  written before the next request starts). Each write is a transaction with a fixed cost, so
+  the delay caps how many a steady moderate load pays for: with requests arriving one at a
+  time, the recorder sees nothing in progress after almost every response;
 * on shutdown (:meth:`Recorder.close`, from the application's lifespan), so a SIGTERM loses
   nothing.
 
@@ -52,7 +53,7 @@ logger = logging.getLogger("capgo_server.plugin")
 #: The longest a recording waits in memory while requests keep coming (the setting's default).
 FLUSH_SECONDS = 1.0
 #: The shortest time between two writes made because the server looked idle (the default).
-IDLE_DELAY_SECONDS = 0.05
+IDLE_DELAY_SECONDS = 1.0
 #: Recordings that trigger a write before the second is over, and the most one transaction
 #: writes. Also the longest a request can wait behind the backlog: one batch write.
 MAX_BATCH = 2_000

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.clock import utcnow
 from capgo_server.db.bulk import Kind, insert_rows, upsert_rows
+from capgo_server.models import DailyMauChange, DailyVersion, Device, DeviceActivity, StatsEvent
 from capgo_server.statistics.rollups import add_window_changes
 
 logger = logging.getLogger("capgo_server.plugin")
@@ -168,7 +169,7 @@ async def write_batch(
         written = utcnow()
         await upsert_rows(
             session,
-            "devices",
+            Device.__tablename__,
             _DEVICE_COLUMNS,
             [(*row, written) for row in batch.devices.values()],
             ["app_id", "device_id"],
@@ -184,18 +185,22 @@ async def write_batch(
             await add_window_changes(session, day, new, mau)
             seen[day] = pairs
     if batch.events:
-        await insert_rows(session, "stats", _EVENT_COLUMNS, batch.events)
+        await insert_rows(session, StatsEvent.__tablename__, _EVENT_COLUMNS, batch.events)
     if batch.counts:
         rows = [
             (app_id, day, name, *(counters[c] for c in COUNTERS))
             for (app_id, day, name), counters in batch.counts.items()
         ]
         key = ["app_id", "date", "version_name"]
-        await upsert_rows(session, "daily_version", _COUNT_COLUMNS, rows, key, add=COUNTERS)
+        await upsert_rows(
+            session, DailyVersion.__tablename__, _COUNT_COLUMNS, rows, key, add=COUNTERS
+        )
     if mau:
         rows = [(app_id, day, change) for (app_id, day), change in mau.items()]
         key = ["app_id", "date"]
-        await upsert_rows(session, "daily_mau_change", _MAU_COLUMNS, rows, key, add=["change"])
+        await upsert_rows(
+            session, DailyMauChange.__tablename__, _MAU_COLUMNS, rows, key, add=["change"]
+        )
     await session.flush()
     return seen
 
@@ -211,7 +216,7 @@ async def _insert_absent_activity(
     """
     result = await insert_rows(
         session,
-        "device_activity",
+        DeviceActivity.__tablename__,
         (("app_id", "text"), ("date", "date"), ("device_id", "text")),
         [(app_id, day, device_id) for app_id, device_id in pairs],
         conflict="ON CONFLICT (app_id, date, device_id) DO NOTHING",

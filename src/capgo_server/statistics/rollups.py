@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.db.bulk import Statement
+from capgo_server.models import DeviceActivity
 
 #: Days a device keeps counting as active after it was seen, that day included.
 MAU_WINDOW_DAYS = 30
@@ -81,7 +82,7 @@ async def _nearest_days(
     # seek in ix_device_activity_device_date, however many other days and devices there are.
     rows = await statement.execute(
         f"SELECT a.app_id, a.device_id, {nearest}(a.date) FROM {devices}"
-        " CROSS JOIN device_activity AS a"
+        f" CROSS JOIN {DeviceActivity.__tablename__} AS a"
         " WHERE a.app_id = p.app_id AND a.device_id = p.device_id"
         f" AND a.date {side} {statement.param(day, 'date')}"
         " GROUP BY a.app_id, a.device_id"

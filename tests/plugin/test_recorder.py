@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from capgo_server.app import create_app
 from capgo_server.db.engine import make_engine
@@ -407,3 +407,72 @@ async def test_the_batch_writer_stores_values_as_the_orm_does(
         written = await session.get_one(Device, (APP_ID, device(1)))
         assert (written.updated_at, written.is_prod, written.is_emulator) == (at, False, True)
         assert written.created_at.tzinfo == UTC
+
+
+def seen_device(device_id: str) -> DeviceSeen:
+    return DeviceSeen(
+        app_id=APP_ID,
+        device_id=device_id,
+        platform="android",
+        plugin_version="7.17.0",
+        os_version="14",
+        version_build="1.0.0",
+        version_name="1.0.0",
+        custom_id="",
+        is_prod=True,
+        is_emulator=False,
+        default_channel=None,
+        key_id=None,
+    )
+
+
+async def test_batch_writers_in_two_workers_never_deadlock(
+    client: httpx.AsyncClient, app: FastAPI, alice: Account, database_url: str
+) -> None:
+    """Two workers' batches with the same devices in opposite orders. Each batch takes its row
+    locks in key order, whatever the order the devices called in, so the second waits for the
+    first instead of each holding a row the other wants (PostgreSQL: DeadlockDetectedError)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: no row locks to take in any order")
+    await seed(client, alice)
+    first, second = device(1), device(2)
+
+    def batch(*order: str) -> list[Recording]:
+        return [Recording(APP_ID, d, device=seen_device(d)) for d in order]
+
+    async def write_in_own_transaction(recordings: list[Recording]) -> None:
+        async with app.state.sessionmaker() as session, session.begin():
+            await write_batch(session, recordings)
+
+    await write_in_own_transaction(batch(first, second))  # both rows exist: upserts lock them
+
+    async def waiting_for_locks() -> int:
+        async with app.state.sessionmaker() as session:
+            count: int = await session.scalar(
+                select(func.count())
+                .select_from(text("pg_stat_activity"))
+                .where(text("wait_event_type = 'Lock' AND datname = current_database()"))
+            )
+            return count
+
+    async with app.state.sessionmaker() as holder, holder.begin():
+        # Another transaction holds the first device's row: worker A queues on it.
+        await holder.execute(select(Device).where(Device.device_id == first).with_for_update())
+        worker_a = asyncio.create_task(write_in_own_transaction(batch(first, second)))
+        await until_async(waiting_for_locks, 1)
+        # Worker B's devices arrived the other way round.
+        worker_b = asyncio.create_task(write_in_own_transaction(batch(second, first)))
+        await until_async(waiting_for_locks, 2)
+    # The holder has committed: A and B go on, one after the other.
+    await asyncio.wait_for(asyncio.gather(worker_a, worker_b), timeout=10)
+    devices, _, _, _ = await recorded(database_url)
+    assert sorted(devices) == [first, second]
+
+
+async def until_async(count: Callable[[], Any], at_least: int) -> None:
+    """Wait (at most 5 s) until the awaitable ``count()`` returns ``at_least``."""
+    for _ in range(500):
+        if await count() >= at_least:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never reached {at_least}")

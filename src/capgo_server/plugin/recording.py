@@ -136,9 +136,11 @@ class _Batch:
             pair = (recording.app_id, recording.device_id)
             if recording.device is not None:
                 device = recording.device
-                key = (device.app_id, device.device_id)
-                batch.devices.pop(key, None)  # the last one wins, and in its place
-                batch.devices[key] = (*_device_values(device), recording.at)
+                # The last one wins.
+                batch.devices[(device.app_id, device.device_id)] = (
+                    *_device_values(device),
+                    recording.at,
+                )
             if recording.active:
                 batch.active.setdefault(day, {})[pair] = None
             batch.events.extend(
@@ -163,6 +165,11 @@ async def write_batch(
 
     One statement per table (and two more per day of new device-days, for the MAU roll-up),
     each carrying the whole batch (:mod:`capgo_server.db.bulk`).
+
+    Every statement takes its rows in key order, not in the order the devices called: two
+    workers writing overlapping batches at once then lock the rows they share in the same order,
+    so one waits for the other instead of both deadlocking (on PostgreSQL each row an upsert or
+    a conflicting insert touches stays locked until commit).
     """
     batch = _Batch.of(recordings)
     if batch.devices:
@@ -171,7 +178,7 @@ async def write_batch(
             session,
             Device.__tablename__,
             _DEVICE_COLUMNS,
-            [(*row, written) for row in batch.devices.values()],
+            [(*row, written) for _, row in sorted(batch.devices.items())],
             ["app_id", "device_id"],
             replace=[name for name, _ in _DEVICE_COLUMNS[2:-1]],
         )
@@ -179,7 +186,7 @@ async def write_batch(
     mau: dict[tuple[str, date], int] = {}
     # Day by day, so a device's later new day sees its earlier one, as it would one by one.
     for day in sorted(batch.active):
-        pairs = [p for p in batch.active[day] if known is None or not known.has(day, *p)]
+        pairs = sorted(p for p in batch.active[day] if known is None or not known.has(day, *p))
         if pairs:
             new = await _insert_absent_activity(session, day, pairs)
             await add_window_changes(session, day, new, mau)
@@ -189,14 +196,14 @@ async def write_batch(
     if batch.counts:
         rows = [
             (app_id, day, name, *(counters[c] for c in COUNTERS))
-            for (app_id, day, name), counters in batch.counts.items()
+            for (app_id, day, name), counters in sorted(batch.counts.items())
         ]
         key = ["app_id", "date", "version_name"]
         await upsert_rows(
             session, DailyVersion.__tablename__, _COUNT_COLUMNS, rows, key, add=COUNTERS
         )
     if mau:
-        rows = [(app_id, day, change) for (app_id, day), change in mau.items()]
+        rows = [(app_id, day, change) for (app_id, day), change in sorted(mau.items())]
         key = ["app_id", "date"]
         await upsert_rows(
             session, DailyMauChange.__tablename__, _MAU_COLUMNS, rows, key, add=["change"]

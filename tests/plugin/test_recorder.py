@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,6 +178,23 @@ async def written(recorder: Recorder, flushes: int) -> None:
 
 def device(n: int) -> str:
     return f"00009a6b-eefe-490a-9c60-{n:012d}"
+
+
+def seen_device(device_id: str) -> DeviceSeen:
+    return DeviceSeen(
+        app_id=APP_ID,
+        device_id=device_id,
+        platform="android",
+        plugin_version="7.17.0",
+        os_version="14",
+        version_build="1.0.0",
+        version_name="1.0.0",
+        custom_id="",
+        is_prod=True,
+        is_emulator=False,
+        default_channel=None,
+        key_id=None,
+    )
 
 
 def own_recorder(app: FastAPI, monkeypatch: pytest.MonkeyPatch, **limits: int) -> Recorder:
@@ -361,19 +379,8 @@ async def test_the_batch_writer_stores_values_as_the_orm_does(
     what the models store, byte for byte on SQLite, so every reader sees the same values."""
     await seed(client, alice)
     at = datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC)  # no microseconds: still written out
-    seen = DeviceSeen(
-        app_id=APP_ID,
-        device_id=device(1),
-        platform="ios",
-        plugin_version="7.17.0",
-        os_version=None,
-        version_build="1.0.0",
-        version_name="1.0.0",
-        custom_id="",
-        is_prod=False,
-        is_emulator=True,
-        default_channel=None,
-        key_id=None,
+    seen = replace(
+        seen_device(device(1)), platform="ios", os_version=None, is_prod=False, is_emulator=True
     )
     recording = Recording(APP_ID, device(1), device=seen, at=at)
     recording.event("get", "1.0.0")
@@ -407,23 +414,6 @@ async def test_the_batch_writer_stores_values_as_the_orm_does(
         written = await session.get_one(Device, (APP_ID, device(1)))
         assert (written.updated_at, written.is_prod, written.is_emulator) == (at, False, True)
         assert written.created_at.tzinfo == UTC
-
-
-def seen_device(device_id: str) -> DeviceSeen:
-    return DeviceSeen(
-        app_id=APP_ID,
-        device_id=device_id,
-        platform="android",
-        plugin_version="7.17.0",
-        os_version="14",
-        version_build="1.0.0",
-        version_name="1.0.0",
-        custom_id="",
-        is_prod=True,
-        is_emulator=False,
-        default_channel=None,
-        key_id=None,
-    )
 
 
 async def test_batch_writers_in_two_workers_never_deadlock(

@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         # The device hot path's per-worker state (plugin.update_cache, plugin.recorder).
-        app.state.update_cache = UpdateCache(app.state.sessionmaker)
+        app.state.update_cache = update_cache = UpdateCache(app.state.sessionmaker)
         app.state.recorder = recorder = Recorder(
             app.state.sessionmaker,
             interval=settings.record_interval_seconds,
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await recorder.close()  # write the last recordings before the engine goes
+            await update_cache.close()
             await downloads.finish_recording()
             await engine.dispose()
 

@@ -3,15 +3,19 @@ API shows in the next answer, in this worker at once and in another worker after
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from capgo_server.app import create_app
+from capgo_server.db.engine import make_engine
+from capgo_server.db.upsert import table_of
 from capgo_server.models import Bundle, Channel
 from capgo_server.plugin import update_cache
 from capgo_server.settings import Settings
@@ -132,3 +136,83 @@ class TestOtherWorker:
         cache._next_poll = 0
         assert await answer(other_worker, version_name="1.0.0") == offered("1.361.0")
         assert cache.polls >= 1
+
+
+class FakeClock:
+    """``time.monotonic`` of the cache module, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def change_behind_the_apps_back(database_url: str, bundle_id: int) -> None:
+    """Point production at ``bundle_id`` with plain SQL on another connection: no session event,
+    no ``apps.updated_at`` stamp, as another program would."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(table_of(Channel))
+                .where(Channel.app_id == APP_ID, Channel.name == "production")
+                .values(version=bundle_id)
+            )
+    finally:
+        await engine.dispose()
+
+
+class TestMaxAge:
+    """A change no worker can notice shows once the snapshot is too old, and the reload that
+    brings it runs beside the requests, not in front of them."""
+
+    async def test_an_old_snapshot_is_reloaded_in_the_background_then_at_the_latest_at_max_age(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        alice: Account,
+        database_url: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        clock = FakeClock()
+        monkeypatch.setattr(update_cache, "time", clock)
+        cache: update_cache.UpdateCache = app.state.update_cache
+        cache._next_poll = clock.now  # the poll follows the fake clock too
+        await seed(client, alice)
+        assert await answer(client, version_name="1.0.0") == NO_NEW  # cached now
+        loads = cache.loads
+        bundles, _ = await ids(app)
+        await change_behind_the_apps_back(database_url, bundles["1.361.0"])
+
+        # Younger than its refresh age: answered from memory, nothing reloaded.
+        clock.now += cache.refresh_age(APP_ID) - 0.01
+        assert await answer(client, version_name="1.0.0") == NO_NEW
+        assert cache.loads == loads
+
+        # Past its refresh age, still under the maximum: these requests are answered from the
+        # snapshot in hand while one reload starts beside them.
+        clock.now += 0.02
+        assert cache.refresh_age(APP_ID) < cache.max_age
+        together = [answer(client, version_name="1.0.0") for _ in range(3)]
+        assert await asyncio.gather(*together) == [NO_NEW] * 3
+        for _ in range(500):
+            if cache.loads > loads and APP_ID not in cache._loading:
+                break
+            await asyncio.sleep(0.01)
+        assert cache.loads == loads + 1
+        assert await answer(client, version_name="1.0.0") == offered("1.361.0")
+
+        # A snapshot that reaches the maximum age is reloaded before the answer.
+        await change_behind_the_apps_back(database_url, bundles["1.0.0"])
+        clock.now += cache.max_age
+        assert await answer(client, version_name="1.0.0") == NO_NEW
+        assert cache.loads == loads + 2
+
+    async def test_refresh_ages_are_spread_between_their_bounds(self, app: FastAPI) -> None:
+        cache: update_cache.UpdateCache = app.state.update_cache
+        ages = {cache.refresh_age(f"com.example.app{n}") for n in range(200)}
+        low = cache.max_age * update_cache.REFRESH_FROM
+        high = cache.max_age * update_cache.REFRESH_TO
+        assert all(low <= age < high for age in ages)
+        assert max(ages) - min(ages) > (high - low) / 2  # not all reloaded in the same second

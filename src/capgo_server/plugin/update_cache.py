@@ -23,7 +23,11 @@ How a change reaches the answers:
   stamp moved. Workers share nothing but the database; the cost is two small queries per second
   per worker, whatever the traffic.
 * **Whatever else happens** (a raw SQL change, another program): no snapshot is used for more
-  than :data:`MAX_AGE_SECONDS`.
+  than :data:`MAX_AGE_SECONDS`. A snapshot is reloaded in the background once it is between
+  75 and 95 % of that age (spread by app), while requests keep being answered from it; only one
+  that reaches the full age is reloaded before the answer. Apps loaded together (a worker's
+  first seconds) would otherwise all expire together, and their reloads stall every request
+  for that second: flat out on SQLite, p99 went from 27 to 72 ms over a 70-second run.
 
 A load that overlaps an invalidation of the same app is not kept (a generation counter per
 app), so a snapshot read before a change cannot outlive it.
@@ -64,6 +68,9 @@ POLL_SECONDS = 1.0
 POLL_SLACK = timedelta(seconds=30)
 #: No snapshot is used longer than this, whatever the polls say.
 MAX_AGE_SECONDS = 60.0
+#: The share of :data:`MAX_AGE_SECONDS` after which a snapshot is reloaded in the background:
+#: from the first value to the second, spread by app.
+REFRESH_FROM, REFRESH_TO = 0.75, 0.95
 #: Apps with more overrides than this are not cached: their override is read per request.
 MAX_CACHED_OVERRIDES = 10_000
 #: Apps with more bundles than this keep no bundle names in memory (``/stats`` then asks the
@@ -177,6 +184,7 @@ class UpdateCache:
         self.max_apps = max_apps
         self._snapshots: dict[str, AppSnapshot] = {}
         self._loading: dict[str, asyncio.Future[AppSnapshot | None]] = {}
+        self._refreshes: set[asyncio.Task[None]] = set()
         # Bumped by every invalidation; a load that saw another value is not kept.
         self._generation: dict[str, int] = {}
         self._epoch = 0
@@ -194,24 +202,70 @@ class UpdateCache:
             self._next_poll = now + self.poll_seconds  # one poll at a time
             await self._poll()
         snapshot = self._snapshots.get(app_id)
-        if snapshot is not None and now - snapshot.loaded_at < self.max_age:
-            return snapshot
+        if snapshot is not None:
+            age = now - snapshot.loaded_at
+            if age < self.max_age:
+                if age >= self.refresh_age(app_id) and app_id not in self._loading:
+                    self._refresh_in_background(app_id)
+                return snapshot
         pending = self._loading.get(app_id)
         if pending is not None:  # one load per app at a time; the others wait for it
             return await asyncio.shield(pending)
+        return await self._fill(app_id, self._begin_load(app_id))
+
+    def refresh_age(self, app_id: str) -> float:
+        """The age at which ``app_id``'s snapshot is reloaded in the background: from
+        :data:`REFRESH_FROM` to :data:`REFRESH_TO` of :attr:`max_age`, spread by app (the
+        process's string hash)."""
+        spread = (hash(app_id) % 1024) / 1024
+        return self.max_age * (REFRESH_FROM + (REFRESH_TO - REFRESH_FROM) * spread)
+
+    def _refresh_in_background(self, app_id: str) -> None:
+        # Registered before the task first runs: the requests until then wait for this load
+        # instead of starting another.
+        loading = self._begin_load(app_id)
+
+        async def refresh() -> None:
+            try:
+                await self._fill(app_id, loading)
+            except Exception:  # the snapshot in hand stays usable until it is too old
+                logger.warning("update cache: could not reload %s", app_id, exc_info=True)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    def _begin_load(self, app_id: str) -> asyncio.Future[AppSnapshot | None]:
+        """Announce a load of the app: requests that need it meanwhile wait for this future."""
         future: asyncio.Future[AppSnapshot | None] = asyncio.get_running_loop().create_future()
         self._loading[app_id] = future
+        return future
+
+    async def _fill(
+        self, app_id: str, loading: asyncio.Future[AppSnapshot | None]
+    ) -> AppSnapshot | None:
+        """Load the app's snapshot and hand it to the requests waiting for ``loading``."""
         try:
             snapshot = await self._load(app_id)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it, nobody is warned it was lost
+            loading.set_exception(exc)
+            loading.exception()  # retrieved: waiters get it, nobody is warned it was lost
             raise
         else:
-            future.set_result(snapshot)
+            loading.set_result(snapshot)
             return snapshot
         finally:
-            del self._loading[app_id]
+            if self._loading.get(app_id) is loading:
+                del self._loading[app_id]
+
+    async def close(self) -> None:
+        """Stop the background reloads (the lifespan's exit, before the engine goes)."""
+        for task in list(self._refreshes):
+            task.cancel()
+        await asyncio.gather(*self._refreshes, return_exceptions=True)
+        for loading in self._loading.values():  # a reload cancelled before it started
+            loading.cancel()
+        self._loading.clear()
 
     async def _load(self, app_id: str) -> AppSnapshot | None:
         before = (self._epoch, self._generation.get(app_id, 0))

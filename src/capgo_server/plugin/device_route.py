@@ -4,9 +4,10 @@ Besides the recorder's bookkeeping, it calls the hot endpoints directly. An endp
 shape ``async def f(request: Request[, session: Session]) -> SomeResponse`` whose other
 dependencies each take only the request (the device rate limit) needs none of FastAPI's
 per-request work: no parameters to extract, no body model, no return value to serialise. The
-route then runs the checks and the endpoint itself, which saves about a sixth of the request
-path's own CPU time. Any other shape (``GET /channel_self`` answering a ``dict``, say) goes
-through FastAPI's handler as usual, so a new endpoint never silently loses a parameter.
+route then runs the checks and the endpoint itself, which saves about a third of the request
+path's own CPU time (182 to 127 µs in-process). Any other shape (``PUT /channel_self``
+answering a ``dict``, say) goes through FastAPI's handler as usual, so a new endpoint never
+silently loses a parameter.
 """
 
 from __future__ import annotations

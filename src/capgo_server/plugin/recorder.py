@@ -145,13 +145,15 @@ class Recorder:
         self._writers += 1
         try:
             async with self._lock:
-                self._last_flush = asyncio.get_running_loop().time()
                 yield
         finally:
             self._writers -= 1
 
     async def _write_oldest(self) -> None:
         """Write the oldest :attr:`max_batch` recordings (the write lock held)."""
+        # Only a write counts for the idle delay: the periodic writer's rounds that find nothing
+        # to write must not hold back the next idle write.
+        self._last_flush = asyncio.get_running_loop().time()
         batch, self._buffer = self._buffer[: self.max_batch], self._buffer[self.max_batch :]
         await self._write(batch)
 

@@ -32,11 +32,14 @@ def frozen_at(moment: datetime) -> Iterator[None]:
         _frozen_now = previous
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value is taken to be UTC already (as stored on SQLite)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def to_js_iso(value: datetime) -> str:
     """Render as JavaScript's ``toISOString()`` does (``2026-01-02T03:04:05.678Z``).
 
     Capgo serialises timestamps this way, and clients parse them as such.
     """
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")

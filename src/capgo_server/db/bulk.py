@@ -8,17 +8,20 @@ array per column (``unnest``, encoded by asyncpg in C), on SQLite one JSON text 
 (``json_each``, encoded by :func:`json.dumps` in C). The statement is plain SQL run on the
 driver (``exec_driver_sql``), so it runs once per batch, not once per row.
 
-Values are stored exactly as SQLAlchemy's column types store them: see :func:`stored`.
+Values are stored exactly as SQLAlchemy's column types store them (timestamps in UTC, as
+``db.base.UTCDateTime``; on SQLite the text ``_sqlite_json`` gives them).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from capgo_server.clock import as_utc
 
 #: What a column holds, which decides how its values travel.
 Kind = Literal["text", "int", "bool", "date", "timestamp"]
@@ -32,16 +35,11 @@ _POSTGRES_ARRAYS: dict[Kind, str] = {
 }
 
 
-def utc(value: datetime) -> datetime:
-    """``value`` as ``db.base.UTCDateTime`` takes it: naive values are UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _sqlite_json(value: object) -> str:
     # json.dumps calls this only for the values JSON has no type for.
     if isinstance(value, datetime):
         # SQLAlchemy's DateTime on SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", microseconds always.
-        return utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in a bulk statement")
@@ -80,7 +78,7 @@ class Statement:
             by_column: list[Sequence[Any]] = list(zip(*rows, strict=True)) or [()] * len(columns)
             arrays = ", ".join(
                 self.param(
-                    [utc(v) if v is not None else None for v in values]
+                    [as_utc(v) if v is not None else None for v in values]
                     if kind == "timestamp"
                     else list(values),
                     _POSTGRES_ARRAYS[kind],

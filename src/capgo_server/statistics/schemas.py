@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from capgo_server.clock import as_utc
 
 #: Longest range one request may ask for (ten years of days).
 MAX_RANGE_DAYS = 3660
@@ -26,9 +28,7 @@ def utc_day(value: object) -> object:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("expected a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date()
+    return as_utc(moment).date()
 
 
 class DayRangeQuery(BaseModel):

@@ -35,7 +35,7 @@ from capgo_server.settings import Settings
 from capgo_server.users.service import create_user
 
 # Device bookkeeping is written right after each response when the server is otherwise idle
-# (as it was before the 50 ms default), so a test reads what its last request recorded. Set in
+# (the default waits up to a second), so a test reads what its last request recorded. Set in
 # the environment, so servers the tests start as subprocesses behave alike.
 os.environ.setdefault("CAPGO_RECORD_IDLE_DELAY_SECONDS", "0")
 

@@ -120,11 +120,11 @@ _MAU_COLUMNS: tuple[tuple[str, Kind], ...] = (
 
 @dataclass
 class _Batch:
-    """``recordings`` gathered by table, in arrival order, as rows of the columns above (a
-    device row without its ``created_at``, which is when it is written)."""
+    """``recordings`` gathered by table, as rows of the columns above (a device row without its
+    ``created_at``, which is when it is written): events in arrival order, the rest by key."""
 
     devices: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
-    active: dict[date, dict[tuple[str, str], None]] = field(default_factory=dict)
+    active: dict[date, set[tuple[str, str]]] = field(default_factory=dict)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     counts: dict[tuple[str, date, str], dict[str, int]] = field(default_factory=dict)
 
@@ -142,7 +142,7 @@ class _Batch:
                     recording.at,
                 )
             if recording.active:
-                batch.active.setdefault(day, {})[pair] = None
+                batch.active.setdefault(day, set()).add(pair)
             batch.events.extend(
                 (recording.app_id, recording.device_id, action, version_name, recording.at)
                 for action, version_name in recording.events

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,6 +203,40 @@ class TestServe:
                     assert http.get("/ok").json() == {"status": "ok"}
             assert_stopped_cleanly(server)
 
+    @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+    def test_several_workers_share_connections_opened_together(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """Kept-alive connections opened at once (a load balancer's pool) reach every worker,
+        not just the one that woke first (``capgo_server.serving.ListenerPerWorker``)."""
+        with running_server(env, tmp_path, "--workers", "2") as server:
+            port = int(server.base_url.rsplit(":", 1)[1])
+            wait_for_startups(server, 2)  # a worker still starting does not listen yet
+            # The connections wait in the kernel while the workers are stopped, so each worker
+            # wakes to find all of them; with one shared socket, the first takes every one.
+            workers = children(server.process.pid)
+            for pid in workers:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+            finally:
+                for pid in workers:
+                    os.kill(pid, signal.SIGCONT)
+            try:
+                for client in clients:
+                    client.sendall(b"GET /ok HTTP/1.1\r\nHost: capgo.test\r\n\r\n")
+                for client in clients:
+                    assert client.recv(65536).startswith(b"HTTP/1.1 200 OK")
+                held = connections_held(workers, port)
+            finally:
+                for client in clients:
+                    client.close()
+            assert sum(held.values()) == 32, held
+            workers_holding = [count for count in held.values() if count]
+            # Each worker holds some (16 each on average; all 32 on one: odds of 1 in 2^31).
+            assert len(workers_holding) == 2, held
+            assert_stopped_cleanly(server)
+
     def test_production_with_a_secret_starts(self, tmp_path: Path, data_dir: Path) -> None:
         env = cli_env(data_dir, CAPGO_ENV="production", CAPGO_SECRET="s" * 48)
         with running_server(env, tmp_path) as server:
@@ -208,7 +244,50 @@ class TestServe:
             assert_stopped_cleanly(server)
 
 
+def wait_for_startups(server: Server, workers: int) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while server.output().count("Application startup complete") < workers:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{workers} workers did not start:\n{server.output()}")
+        time.sleep(0.1)
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def connections_held(processes: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections on local ``port`` each of ``processes`` holds."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                established.add(f"socket:[{fields[9]}]")
+    held = {}
+    for process in processes:
+        fds = Path(f"/proc/{process}/fd")
+        held[process] = sum(1 for fd in fds.iterdir() if str(fd.readlink()) in established)
+    return held
+
+
 class TestServeFailures:
+    @pytest.mark.parametrize("workers", ["1", "2"])
+    def test_a_port_in_use_fails_fast(
+        self, workers: str, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = str(taken.getsockname()[1])
+            result = run_cli(
+                "serve", "--host", "127.0.0.1", "--port", port, "--workers", workers,
+                env=env, cwd=tmp_path, timeout=30,
+            )  # fmt: skip
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "address already in use" in (result.stdout + result.stderr).lower()
+
     @pytest.mark.parametrize("secret", [None, "", "changeme", " CHANGEME ", "secret"])
     def test_production_without_a_real_secret_fails_fast(
         self, secret: str | None, tmp_path: Path, data_dir: Path

@@ -8,68 +8,58 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 
-#: The most keys a limiter tracks. Past it, the windows that started first are forgotten (their
-#: keys start afresh): memory stays bounded under a flood of distinct keys (device ids, IPs),
-#: at the price of letting the oldest of them count from zero again.
-MAX_TRACKED = 100_000
+from capgo_server.hash_slots import HashSlots
+
+#: Windows a limiter has room for (rounded up to a power of two). The memory is allocated when
+#: the limiter is made (about 2.5 MiB) and never grows: under a flood of distinct keys (device
+#: ids, IPs) the windows that started first are forgotten, and their keys count from zero again.
+MAX_TRACKED = 131_072
 
 
-@dataclass
 class FixedWindowLimiter:
     """Allows ``limit`` hits per ``window_seconds`` for each key; a key's window starts at its
     first hit (a blocked client waits the whole window).
 
-    The windows are kept in the order they started (a key whose window restarts moves to the
-    end), so the expired ones are always at the front: each new window drops them there, and no
-    hit ever scans the table.
+    Windows live in a :class:`~capgo_server.hash_slots.HashSlots` table whose age is the
+    window's start: a key without room takes the slot of the window that started first in its
+    bucket, expired windows before live ones.
     """
 
-    limit: int
-    window_seconds: float
-    max_tracked: int = MAX_TRACKED
-    _windows: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
-
-    def _current(self, key: str, now: float) -> tuple[float, int] | None:
-        window = self._windows.get(key)
-        if window is None or now - window[0] >= self.window_seconds:
-            return None
-        return window
+    def __init__(self, limit: int, window_seconds: float, max_tracked: int = MAX_TRACKED) -> None:
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._slots = HashSlots(max_tracked)
+        # Hits in the window, capped at ``limit + 1`` (all a refusal needs to know).
+        self._counts = array("q", [0]) * len(self._slots)
 
     def retry_after(self, key: str) -> int | None:
         """Seconds to wait if ``key`` is over its limit now, else ``None`` (does not count)."""
-        now = time.monotonic()
-        window = self._current(key, now)
-        if window is None or window[1] < self.limit:
+        slot = self._slots.find(HashSlots.tag(key))
+        if slot is None or self._counts[slot] < self.limit:
             return None
-        return max(1, math.ceil(window[0] + self.window_seconds - now))
+        return self._wait(slot, time.monotonic())
 
     def hit(self, key: str) -> int | None:
         """Count one hit; return seconds to wait if this hit is over the limit."""
         now = time.monotonic()
-        window = self._current(key, now)
-        if window is None:
-            self._windows.pop(key, None)
-            self._forget_old(now)
-            start, count = now, 1
-        else:
-            start, count = window[0], window[1] + 1
-        self._windows[key] = (start, count)
-        if count > self.limit:
-            return max(1, math.ceil(start + self.window_seconds - now))
+        slot, new = self._slots.claim(HashSlots.tag(key))
+        starts = self._slots.ages
+        if new or now - starts[slot] >= self.window_seconds:
+            starts[slot] = now
+            self._counts[slot] = 1
+        elif self._counts[slot] <= self.limit:
+            self._counts[slot] += 1
+        if self._counts[slot] > self.limit:
+            return self._wait(slot, now)
         return None
 
-    def _forget_old(self, now: float) -> None:
-        """Drop the expired windows, and the oldest ones past :attr:`max_tracked` (making room
-        for one more)."""
-        windows = self._windows
-        while windows:
-            key, (start, _) = next(iter(windows.items()))
-            if now - start < self.window_seconds and len(windows) < self.max_tracked:
-                return
-            del windows[key]
+    def _wait(self, slot: int, now: float) -> int | None:
+        """Seconds until ``slot``'s window ends (at least 1), ``None`` if it has ended."""
+        left = self._slots.ages[slot] + self.window_seconds - now
+        return max(1, math.ceil(left)) if left > 0 else None
 
 
 @dataclass

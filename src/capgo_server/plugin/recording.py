@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.clock import utcnow
 from capgo_server.db.bulk import Kind, insert_rows, upsert_rows
+from capgo_server.hash_slots import HashSlots
 from capgo_server.models import DailyMauChange, DailyVersion, Device, DeviceActivity, StatsEvent
 from capgo_server.statistics.rollups import add_window_changes
 
@@ -236,36 +237,24 @@ class ActivityMemo:
     """Device-days this worker knows are in ``device_activity`` (rows are never deleted while
     their app lives), so a device calling again the same day costs no insert.
 
-    Bounded at ``max_entries`` (about 15 MB at 100,000): past it, the memo starts afresh. A
-    forgotten device-day only costs one insert that finds the row already there.
+    Held in a :class:`~capgo_server.hash_slots.HashSlots` table of ``slots`` entries (4 MiB at
+    the default), allocated here: the oldest days are forgotten first, and a forgotten
+    device-day only costs one insert that finds the row already there.
     """
 
-    def __init__(self, max_entries: int = 100_000, max_days: int = 3) -> None:
-        self.max_entries = max_entries
-        self.max_days = max_days
-        self._days: dict[date, set[str]] = {}
-        self._size = 0
-
-    @staticmethod
-    def _key(app_id: str, device_id: str) -> str:
-        return f"{app_id}\x1f{device_id}"
+    def __init__(self, slots: int = 262_144) -> None:
+        self._slots = HashSlots(slots)
 
     def has(self, day: date, app_id: str, device_id: str) -> bool:
-        known = self._days.get(day)
-        return known is not None and self._key(app_id, device_id) in known
+        return self._slots.find(HashSlots.tag((day, app_id, device_id))) is not None
 
     def add(self, seen: dict[date, list[tuple[str, str]]]) -> None:
+        slots = self._slots
         for day, pairs in seen.items():
-            known = self._days.setdefault(day, set())
-            before = len(known)
-            known.update(self._key(a, d) for a, d in pairs)
-            self._size += len(known) - before
-        while len(self._days) > self.max_days:
-            oldest = min(self._days)
-            self._size -= len(self._days.pop(oldest))
-        if self._size > self.max_entries:
-            self._days.clear()
-            self._size = 0
+            age = day.toordinal()
+            for app_id, device_id in pairs:
+                slot, _ = slots.claim(HashSlots.tag((day, app_id, device_id)))
+                slots.ages[slot] = age
 
 
 def record_later(request: Request, *recordings: Recording) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 import time
 from array import array
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from capgo_server.hash_slots import HashSlots
 
 #: Windows a limiter has room for (rounded up to a power of two). The memory is allocated when
-#: the limiter is made (about 2.5 MiB) and never grows: under a flood of distinct keys (device
+#: the limiter is made (3 MiB) and never grows: under a flood of distinct keys (device
 #: ids, IPs) the windows that started first are forgotten, and their keys count from zero again.
 MAX_TRACKED = 131_072
 
@@ -35,14 +36,14 @@ class FixedWindowLimiter:
         # Hits in the window, capped at ``limit + 1`` (all a refusal needs to know).
         self._counts = array("q", [0]) * len(self._slots)
 
-    def retry_after(self, key: str) -> int | None:
+    def retry_after(self, key: Hashable) -> int | None:
         """Seconds to wait if ``key`` is over its limit now, else ``None`` (does not count)."""
         slot = self._slots.find(HashSlots.tag(key))
         if slot is None or self._counts[slot] < self.limit:
             return None
         return self._wait(slot, time.monotonic())
 
-    def hit(self, key: str) -> int | None:
+    def hit(self, key: Hashable) -> int | None:
         """Count one hit; return seconds to wait if this hit is over the limit."""
         now = time.monotonic()
         slot, new = self._slots.claim(HashSlots.tag(key))

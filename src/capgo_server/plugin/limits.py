@@ -38,7 +38,6 @@ read it again); a body over ``CAPGO_MAX_BODY_BYTES`` is 413 here already.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from hashlib import blake2b
 from typing import Any
 
 from fastapi import Request
@@ -81,17 +80,12 @@ def _device_ids(fields: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _key(*parts: str) -> str:
-    # Fixed-size keys: the names are client-chosen and may be long.
-    return blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
-
-
 def _limit_device(limiters: RateLimiters, op: str, fields: dict[str, Any]) -> None:
     ids = _device_ids(fields)
     if ids is None:
         return
     app_id, device_id = ids
-    if (wait := limiters.device_requests.hit(_key(op, app_id, device_id))) is not None:
+    if (wait := limiters.device_requests.hit((op, app_id, device_id))) is not None:
         raise too_many_requests(wait, app_id=app_id, device_id=device_id)
 
 
@@ -125,7 +119,7 @@ def device_rate_limit(
         channel = fields.get("channel")
         ids = _device_ids(fields)
         if same_channel_once and ids is not None and isinstance(channel, str) and channel:
-            key = _key("channel_self_same", *ids, channel)
+            key = (*ids, channel)
             if (wait := limiters.channel_self_same_channel.hit(key)) is not None:
                 raise too_many_requests(wait, app_id=ids[0], device_id=ids[1])
 

@@ -230,6 +230,34 @@ def wrk(
     return summary
 
 
+#: A pure-Python loop that prints how many rounds it made in ``argv[1]`` seconds.
+_SPIN = """
+import sys, time
+end = time.perf_counter() + float(sys.argv[1])
+rounds = 0
+while time.perf_counter() < end:
+    for _ in range(10_000):
+        pass
+    rounds += 1
+print(rounds)
+"""
+
+
+def cpu_speedup(processes: int, seconds: float = 5.0) -> float:
+    """How much more pure-Python work ``processes`` processes do together than one does alone:
+    the most ``--workers N`` can gain on this machine. Measured, not the CPU count: virtual
+    CPUs can be siblings of one core, or shared with other machines."""
+
+    def spin(count: int) -> int:
+        started = [
+            subprocess.Popen([sys.executable, "-c", _SPIN, str(seconds)], stdout=subprocess.PIPE)
+            for _ in range(count)
+        ]
+        return sum(int(process.communicate()[0]) for process in started)
+
+    return round(spin(processes) / spin(1), 2)
+
+
 # --- the dataset -------------------------------------------------------------------------------
 
 
@@ -424,6 +452,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "workers": count,
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
             }
+            if count > 1:
+                result["machine_cpu_speedup"] = cpu_speedup(count)
+                print(f"{count} processes do {result['machine_cpu_speedup']}x one", flush=True)
             # 2. The framework's ceiling, same uvicorn options, right before.
             # Each server: latency at a fixed, moderate rate, then throughput (back to back).
             # In that order: flat out, the recorder falls behind, and the writes it owes would
@@ -462,6 +493,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             result["recorded_after_shutdown"] = count_rows(database_url, work)
             result["server_exceptions"] = exceptions_logged(log)
             results.append(result)
+        one = next((r for r in results if r["workers"] == 1), None)
+        for result in results:
+            if one is not None and result is not one:
+                result["speedup_vs_one_worker"] = {
+                    run: round(result[run]["rps"] / one[run]["rps"], 2)
+                    for run in ("updates", "bare")
+                }
     finally:
         if args.keep:
             print(f"kept {work}", flush=True)
@@ -533,8 +571,8 @@ def table() -> str:
     rows = [
         "| Engine | Workers | `/updates` req/s | Bare req/s | Ratio | CPU ratio "
         "| p50 / p99, ~500 req/s | Bare p50 / p99, ~500 req/s | p50 / p99, flat out "
-        "| Errors | Load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Errors | Load avg | × 1 worker (bare; machine) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted(RESULTS.glob("hotpath-*.json")):
         r = json.loads(path.read_text())
@@ -545,9 +583,17 @@ def table() -> str:
             f"| {r['engine']} | {r['workers']} | {u['rps']:,.0f} | {r['bare']['rps']:,.0f} | "
             f"{r['ratio_to_bare']:.2f} | {r.get('cpu_ratio_to_bare', 0):.2f} | "
             f"{_percentiles(paced)} | {_percentiles(bare_paced)} | {_percentiles(u)} | "
-            f"{errors} | {u.get('loadavg_1m', ['?'])[0]} |"
+            f"{errors} | {u.get('loadavg_1m', ['?'])[0]} | {_speedup(r)} |"
         )
     return "\n".join(rows)
+
+
+def _speedup(result: dict[str, Any]) -> str:
+    speedup = result.get("speedup_vs_one_worker")
+    if speedup is None:
+        return "—"
+    machine = result.get("machine_cpu_speedup", "?")
+    return f"{speedup['updates']:.2f} ({speedup['bare']:.2f}; {machine})"
 
 
 def _percentiles(run: dict[str, Any] | None) -> str:

@@ -107,12 +107,23 @@ def wait_until_up(url: str, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def serving(command: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[int]:
-    """Run a server until the block ends (SIGTERM, as an operator would); yields its pid."""
+def serving(
+    command: list[str], env: dict[str, str], url: str, log: Path, workers: int = 1
+) -> Iterator[int]:
+    """Run a server until the block ends (SIGTERM, as an operator would); yields its pid once
+    every one of its ``workers`` has started (a worker still starting does not listen yet, so
+    the connections opened meanwhile would all stay on the others)."""
+    log.touch()
+    logged_before = log.stat().st_size
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT)
     try:
         wait_until_up(url)
+        deadline = time.monotonic() + 60
+        while _startups_logged(log, logged_before) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{workers} workers did not start; see {log}")
+            time.sleep(0.2)
         yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
@@ -121,6 +132,12 @@ def serving(command: list[str], env: dict[str, str], url: str, log: Path) -> Ite
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _startups_logged(log: Path, offset: int) -> int:
+    with log.open("rb") as text:
+        text.seek(offset)
+        return text.read().count(b"Application startup complete")
 
 
 def _children(pid: int) -> list[int]:
@@ -243,10 +260,11 @@ print(rounds)
 """
 
 
-def cpu_speedup(processes: int, seconds: float = 5.0) -> float:
+def cpu_speedup(processes: int, seconds: float = 2.0, rounds: int = 3) -> float:
     """How much more pure-Python work ``processes`` processes do together than one does alone:
     the most ``--workers N`` can gain on this machine. Measured, not the CPU count: virtual
-    CPUs can be siblings of one core, or shared with other machines."""
+    CPUs can be siblings of one core, or shared with other machines. The median of ``rounds``
+    alternations, as the machine's speed drifts."""
 
     def spin(count: int) -> int:
         started = [
@@ -255,7 +273,8 @@ def cpu_speedup(processes: int, seconds: float = 5.0) -> float:
         ]
         return sum(int(process.communicate()[0]) for process in started)
 
-    return round(spin(processes) / spin(1), 2)
+    ratios = sorted(spin(processes) / spin(1) for _ in range(rounds))
+    return round(ratios[len(ratios) // 2], 2)
 
 
 # --- the dataset -------------------------------------------------------------------------------
@@ -461,13 +480,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             # land in (and be billed to) whatever run came next.
             load = (base, args.duration, args.connections, args.threads)
             warm_up = (base, 5, args.connections, args.threads)
-            with serving(bare_command(port, count), env, f"{base}/ok", log) as pid:
+            with serving(bare_command(port, count), env, f"{base}/ok", log, count) as pid:
                 wrk(*warm_up, rate=args.paced_rate)
                 result["bare_paced"] = wrk(*load, pid, rate=args.paced_rate)
                 result["bare"] = wrk(*load, pid)
             print(f"w{count} bare: {result['bare']['rps']} req/s", flush=True)
             # 3. The load.
-            with serving(capgo_command(port, count), env, f"{base}/ok", log) as pid:
+            with serving(capgo_command(port, count), env, f"{base}/ok", log, count) as pid:
                 wrk(*warm_up, rate=args.paced_rate)  # caches, connections
                 result["updates_paced"] = wrk(*load, pid, rate=args.paced_rate)
                 result["updates"] = wrk(*load, pid)

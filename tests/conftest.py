@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.engine import make_url
 
 from capgo_server.app import create_app
+from capgo_server.auth import ratelimit
 from capgo_server.clock import to_js_iso, utcnow
 from capgo_server.db.admin import admin_execute
 from capgo_server.db.base import Base
@@ -185,3 +187,20 @@ def in_days(days: float) -> str:
 def error_of(response: httpx.Response) -> tuple[int, str]:
     """(status, error code) of a refusal, for compact assertions."""
     return response.status_code, response.json().get("error")
+
+
+class LimiterClock:
+    """Stands in for ``time`` in the rate limiters (``limiter_clock``): move ``now`` by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limiter_clock(monkeypatch: pytest.MonkeyPatch) -> LimiterClock:
+    fake = LimiterClock()
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake.monotonic))
+    return fake

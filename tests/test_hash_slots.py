@@ -6,15 +6,12 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable, Hashable
 from datetime import date, timedelta
-from types import SimpleNamespace
 from typing import TypeVar
 
-import pytest
-
-from capgo_server.auth import ratelimit
 from capgo_server.auth.ratelimit import FixedWindowLimiter
 from capgo_server.hash_slots import WAYS, HashSlots
 from capgo_server.plugin.recording import ActivityMemo
+from tests.conftest import LimiterClock
 
 K = TypeVar("K", bound=Hashable)
 
@@ -22,21 +19,6 @@ K = TypeVar("K", bound=Hashable)
 #: What a flood may leave allocated: CPython keeps freed tuples and floats on free lists. A table
 #: that kept the 50,000 keys would hold megabytes.
 FREE_LISTS = 256 * 1024
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake.monotonic))
-    return fake
 
 
 def same_bucket(
@@ -82,7 +64,7 @@ class TestHashSlots:
 
 
 class TestLimiterMemory:
-    def test_a_flood_of_distinct_keys_allocates_nothing(self, clock: Clock) -> None:
+    def test_a_flood_of_distinct_keys_allocates_nothing(self, limiter_clock: LimiterClock) -> None:
         limiter = FixedWindowLimiter(limit=5, window_seconds=60, max_tracked=4096)
         tracemalloc.start()
         try:
@@ -94,35 +76,39 @@ class TestLimiterMemory:
             tracemalloc.stop()
         assert after - before < FREE_LISTS
 
-    def test_a_flood_forgets_the_oldest_windows_and_keeps_the_newest(self, clock: Clock) -> None:
+    def test_a_flood_forgets_the_oldest_windows_and_keeps_the_newest(
+        self, limiter_clock: LimiterClock
+    ) -> None:
         limiter = FixedWindowLimiter(limit=1, window_seconds=60, max_tracked=64)
         limiter.hit("old")
         assert limiter.hit("old") == 60
         for n in range(10_000):
-            clock.now += 0.001
+            limiter_clock.now += 0.001
             limiter.hit(f"device-{n}")
         assert limiter.retry_after("old") is None  # forgotten: counts from zero again
         assert limiter.hit("old") is None
         assert limiter.retry_after("device-9999") == 60
 
-    def test_expired_windows_make_room_before_live_ones(self, clock: Clock) -> None:
+    def test_expired_windows_make_room_before_live_ones(self, limiter_clock: LimiterClock) -> None:
         limiter = FixedWindowLimiter(limit=1, window_seconds=60, max_tracked=WAYS)
         keys = same_bucket_keys(HashSlots(WAYS), WAYS + 1)
         for key in keys[:2]:
             limiter.hit(key)
-        clock.now += 61  # keys[0] and keys[1] have expired
+        limiter_clock.now += 61  # keys[0] and keys[1] have expired
         for key in keys[2:4]:
             limiter.hit(key)
         limiter.hit(keys[4])
         assert limiter.hit(keys[2]) is not None  # still blocked: its window is live
         assert limiter.hit(keys[3]) is not None
 
-    def test_counts_stay_bounded_however_often_a_key_hits(self, clock: Clock) -> None:
+    def test_counts_stay_bounded_however_often_a_key_hits(
+        self, limiter_clock: LimiterClock
+    ) -> None:
         limiter = FixedWindowLimiter(limit=2, window_seconds=60, max_tracked=8)
         for _ in range(10_000):
             assert limiter.hit("noisy") in (None, 60)
         assert limiter.retry_after("noisy") == 60
-        clock.now += 60
+        limiter_clock.now += 60
         assert limiter.hit("noisy") is None
 
 

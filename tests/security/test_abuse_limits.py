@@ -15,18 +15,16 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from capgo_server.auth import ratelimit
 from capgo_server.settings import Settings
 from tests.auth.helpers import auth
 from tests.bundles.helpers import create_app
-from tests.conftest import error_of, make_account
+from tests.conftest import LimiterClock, error_of, make_account
 from tests.files.support import metadata
 from tests.security.support import client_from, configured_app
 
@@ -55,23 +53,6 @@ def test_every_limit_is_a_setting(
     assert getattr(Settings(), field) == default + 17
 
 
-class Clock:
-    """Stands in for ``time`` in the rate limiters."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake.monotonic))
-    return fake
-
-
 def retry_after(response: httpx.Response) -> int:
     assert response.status_code == 429, response.text
     assert response.json()["error"] == "too_many_requests"
@@ -82,7 +63,7 @@ def retry_after(response: httpx.Response) -> int:
 
 class TestFailedAuthenticationBlock:
     async def test_blocked_for_the_window_then_released(
-        self, app: FastAPI, database_url: str, tmp_path: Path, clock: Clock
+        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: LimiterClock
     ) -> None:
         async with configured_app(
             database_url,
@@ -96,19 +77,19 @@ class TestFailedAuthenticationBlock:
                 assert error_of(bad) == (401, "invalid_apikey")
             # Even the right key is refused now, for the whole window.
             assert retry_after(await http.get("/organization", headers=owner.headers)) == 600
-            clock.now += 450
+            limiter_clock.now += 450
             assert retry_after(await http.get("/app", headers=owner.headers)) == 150
             # Another client is not blocked.
             async with client_from(application, "198.51.100.20") as elsewhere:
                 other = await elsewhere.get("/organization", headers=owner.headers)
                 assert other.status_code == 200
-            clock.now += 150
+            limiter_clock.now += 150
             released = await http.get("/organization", headers=owner.headers)
             assert released.status_code == 200
             assert [org["id"] for org in released.json()] == [owner.org_id]
 
     async def test_wrong_sub_keys_and_device_traffic_do_not_block_the_client(
-        self, app: FastAPI, database_url: str, tmp_path: Path, clock: Clock
+        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: LimiterClock
     ) -> None:
         """Only a missing, unknown or refused key counts as a failed authentication."""
         async with configured_app(database_url, tmp_path / "limits", rate_limit_failed_auth=2) as (
@@ -126,7 +107,7 @@ class TestFailedAuthenticationBlock:
 
 class TestPerKeyLimit:
     async def test_lasts_one_minute(
-        self, app: FastAPI, database_url: str, tmp_path: Path, clock: Clock
+        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: LimiterClock
     ) -> None:
         async with configured_app(
             database_url, tmp_path / "limits", rate_limit_api_key_per_minute=3
@@ -135,9 +116,9 @@ class TestPerKeyLimit:
             for _ in range(3):
                 assert (await http.get("/organization", headers=owner.headers)).status_code == 200
             assert retry_after(await http.get("/organization", headers=owner.headers)) == 60
-            clock.now += 59
+            limiter_clock.now += 59
             assert retry_after(await http.get("/organization", headers=owner.headers)) == 1
-            clock.now += 1
+            limiter_clock.now += 1
             assert (await http.get("/organization", headers=owner.headers)).status_code == 200
 
 

@@ -265,11 +265,19 @@ def connections_held(processes: list[int], port: int) -> dict[int, int]:
             local_port = int(fields[1].rsplit(":", 1)[1], 16)
             if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
                 established.add(f"socket:[{fields[9]}]")
-    held = {}
-    for process in processes:
-        fds = Path(f"/proc/{process}/fd")
-        held[process] = sum(1 for fd in fds.iterdir() if str(fd.readlink()) in established)
-    return held
+    return {
+        process: sum(
+            1 for fd in Path(f"/proc/{process}/fd").iterdir() if _target(fd) in established
+        )
+        for process in processes
+    }
+
+
+def _target(fd: Path) -> str:
+    try:
+        return str(fd.readlink())
+    except OSError:  # closed since the directory was listed
+        return ""
 
 
 class TestServeFailures:

@@ -516,8 +516,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for result in results:
             if one is not None and result is not one:
                 result["speedup_vs_one_worker"] = {
-                    run: round(result[run]["rps"] / one[run]["rps"], 2)
-                    for run in ("updates", "bare")
+                    server: round(result[server]["rps"] / one[server]["rps"], 2)
+                    for server in ("updates", "bare")
                 }
     finally:
         if args.keep:

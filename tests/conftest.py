@@ -189,8 +189,9 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
     return response.status_code, response.json().get("error")
 
 
-class LimiterClock:
-    """Stands in for ``time`` in the rate limiters (``limiter_clock``): move ``now`` by hand."""
+class MonotonicClock:
+    """Stands in for the ``time`` module of the code under test (the rate limiters, the update
+    cache), which reads only ``time.monotonic()``: the test moves ``now`` by hand."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -200,7 +201,7 @@ class LimiterClock:
 
 
 @pytest.fixture
-def limiter_clock(monkeypatch: pytest.MonkeyPatch) -> LimiterClock:
-    fake = LimiterClock()
+def limiter_clock(monkeypatch: pytest.MonkeyPatch) -> MonotonicClock:
+    fake = MonotonicClock()
     monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=fake.monotonic))
     return fake

@@ -11,7 +11,7 @@ from typing import TypeVar
 from capgo_server.auth.ratelimit import FixedWindowLimiter
 from capgo_server.hash_slots import WAYS, HashSlots
 from capgo_server.plugin.recording import ActivityMemo
-from tests.conftest import LimiterClock
+from tests.conftest import MonotonicClock
 
 K = TypeVar("K", bound=Hashable)
 
@@ -64,7 +64,9 @@ class TestHashSlots:
 
 
 class TestLimiterMemory:
-    def test_a_flood_of_distinct_keys_allocates_nothing(self, limiter_clock: LimiterClock) -> None:
+    def test_a_flood_of_distinct_keys_allocates_nothing(
+        self, limiter_clock: MonotonicClock
+    ) -> None:
         limiter = FixedWindowLimiter(limit=5, window_seconds=60, max_tracked=4096)
         tracemalloc.start()
         try:
@@ -77,7 +79,7 @@ class TestLimiterMemory:
         assert after - before < FREE_LISTS
 
     def test_a_flood_forgets_the_oldest_windows_and_keeps_the_newest(
-        self, limiter_clock: LimiterClock
+        self, limiter_clock: MonotonicClock
     ) -> None:
         limiter = FixedWindowLimiter(limit=1, window_seconds=60, max_tracked=64)
         limiter.hit("old")
@@ -89,7 +91,9 @@ class TestLimiterMemory:
         assert limiter.hit("old") is None
         assert limiter.retry_after("device-9999") == 60
 
-    def test_expired_windows_make_room_before_live_ones(self, limiter_clock: LimiterClock) -> None:
+    def test_expired_windows_make_room_before_live_ones(
+        self, limiter_clock: MonotonicClock
+    ) -> None:
         limiter = FixedWindowLimiter(limit=1, window_seconds=60, max_tracked=WAYS)
         keys = same_bucket_keys(HashSlots(WAYS), WAYS + 1)
         for key in keys[:2]:
@@ -102,7 +106,7 @@ class TestLimiterMemory:
         assert limiter.hit(keys[3]) is not None
 
     def test_counts_stay_bounded_however_often_a_key_hits(
-        self, limiter_clock: LimiterClock
+        self, limiter_clock: MonotonicClock
     ) -> None:
         limiter = FixedWindowLimiter(limit=2, window_seconds=60, max_tracked=8)
         for _ in range(10_000):

@@ -19,7 +19,7 @@ from capgo_server.db.upsert import table_of
 from capgo_server.models import Bundle, Channel
 from capgo_server.plugin import update_cache
 from capgo_server.settings import Settings
-from tests.conftest import Account
+from tests.conftest import Account, MonotonicClock
 from tests.plugin.updates_support import APP_ID, DEVICE, answer, offered, refused, seed
 
 NO_NEW = refused("no_new_version_available", "No new version available", "up_to_date")
@@ -138,16 +138,6 @@ class TestOtherWorker:
         assert cache.polls >= 1
 
 
-class FakeClock:
-    """``time.monotonic`` of the cache module, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 async def change_behind_the_apps_back(database_url: str, bundle_id: int) -> None:
     """Point production at ``bundle_id`` with plain SQL on another connection: no session event,
     no ``apps.updated_at`` stamp, as another program would."""
@@ -175,7 +165,7 @@ class TestMaxAge:
         database_url: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        clock = FakeClock()
+        clock = MonotonicClock()
         monkeypatch.setattr(update_cache, "time", clock)
         cache: update_cache.UpdateCache = app.state.update_cache
         cache._next_poll = clock.now  # the poll follows the fake clock too

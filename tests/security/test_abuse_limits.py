@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from capgo_server.settings import Settings
 from tests.auth.helpers import auth
 from tests.bundles.helpers import create_app
-from tests.conftest import LimiterClock, error_of, make_account
+from tests.conftest import MonotonicClock, error_of, make_account
 from tests.files.support import metadata
 from tests.security.support import client_from, configured_app
 
@@ -63,7 +63,7 @@ def retry_after(response: httpx.Response) -> int:
 
 class TestFailedAuthenticationBlock:
     async def test_blocked_for_the_window_then_released(
-        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: LimiterClock
+        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: MonotonicClock
     ) -> None:
         async with configured_app(
             database_url,
@@ -89,7 +89,7 @@ class TestFailedAuthenticationBlock:
             assert [org["id"] for org in released.json()] == [owner.org_id]
 
     async def test_wrong_sub_keys_and_device_traffic_do_not_block_the_client(
-        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: LimiterClock
+        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: MonotonicClock
     ) -> None:
         """Only a missing, unknown or refused key counts as a failed authentication."""
         async with configured_app(database_url, tmp_path / "limits", rate_limit_failed_auth=2) as (
@@ -107,7 +107,7 @@ class TestFailedAuthenticationBlock:
 
 class TestPerKeyLimit:
     async def test_lasts_one_minute(
-        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: LimiterClock
+        self, app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: MonotonicClock
     ) -> None:
         async with configured_app(
             database_url, tmp_path / "limits", rate_limit_api_key_per_minute=3

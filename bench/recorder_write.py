@@ -45,7 +45,7 @@ from capgo_server.clock import utcnow
 from capgo_server.db.admin import admin_execute
 from capgo_server.db.engine import make_engine, make_sessionmaker
 from capgo_server.db.migrate import upgrade_to_head
-from capgo_server.models import App, Bundle
+from capgo_server.models import App, AppIdReservation, Bundle
 from capgo_server.plugin.recording import ActivityMemo, DeviceSeen, Recording, write_batch
 from capgo_server.users.service import create_user
 
@@ -131,6 +131,8 @@ class Devices:
 async def seed(sessionmaker: async_sessionmaker[AsyncSession], devices: Devices) -> None:
     async with sessionmaker() as session, session.begin():
         account = await create_user(session, "bench@example.com", "Bench Org")
+        session.add(AppIdReservation(app_id=APP_ID, org_id=account.org_id))
+        await session.flush()
         session.add(App(app_id=APP_ID, name="Bench", owner_org=account.org_id))
         await session.flush()
         session.add_all(

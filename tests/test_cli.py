@@ -202,7 +202,7 @@ class TestHelp:
         assert result.returncode == 0, describe(result)
         assert result.stderr == ""
         assert "Usage: capgo-server" in result.stdout
-        for command in ("serve", "migrate", "create-user"):
+        for command in ("serve", "migrate", "create-user", "release-app-id"):
             assert command in result.stdout
         assert "CAPGO_DATABASE_URL" in result.stdout
         assert "CAPGO_DATA_DIR" in result.stdout
@@ -213,6 +213,7 @@ class TestHelp:
             ("serve", ["--host", "--port", "--workers", "127.0.0.1", "8000", "migrations"]),
             ("migrate", ["migrations"]),
             ("create-user", ["email", "--org-name", "user_id", "org_id", "apikey", "all"]),
+            ("release-app-id", ["app_id", "org_id", "reserved", "deleted"]),
         ],
     )
     def test_each_command_has_help(

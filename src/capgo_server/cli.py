@@ -1,7 +1,8 @@
 """The ``capgo-server`` command line.
 
-Other tooling relies on these names and outputs: ``serve``, ``migrate`` and ``create-user``
-(which prints exactly one JSON object on stdout). Errors are one line on stderr, exit code 1.
+Other tooling relies on these names and outputs: ``serve``, ``migrate``, ``create-user`` and
+``release-app-id`` (which each print exactly one JSON object on stdout). Errors are one line on
+stderr, exit code 1.
 """
 
 from __future__ import annotations
@@ -168,6 +169,52 @@ def create_user_command(
     try:
         result = asyncio.run(run())
     except UserExistsError as exc:
+        fail(str(exc))
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"cannot reach the database at {_display_url(settings)}: {_first_line(exc)}")
+    typer.echo(json.dumps(result))
+
+
+@cli.command("release-app-id")
+def release_app_id_command(
+    app_id: Annotated[str, typer.Argument(help="The deleted app's id, e.g. com.example.app.")],
+) -> None:
+    """Release a deleted app's id, so that any organization may create an app with it.
+
+    A deleted app's id stays reserved for its organization, even once that is deleted.
+
+    Devices in the field keep asking for its updates: whoever creates the id next serves them.
+
+    Prints {"app_id": ..., "org_id": <the organization it was reserved for>} on stdout.
+
+    Refused while an app holds the id.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from capgo_server.apps.reservations import ReleaseRefused, release_app_id
+    from capgo_server.apps.service import MAX_APP_ID_LENGTH
+    from capgo_server.db.engine import make_engine, make_sessionmaker
+    from capgo_server.db.migrate import pending_migrations
+    from capgo_server.validation import is_app_id
+
+    if not is_app_id(app_id) or len(app_id) > MAX_APP_ID_LENGTH:
+        fail(f"{app_id!r} is not an app id (a reverse-domain string such as com.example.app)")
+    settings = _settings()
+
+    async def run() -> dict[str, str]:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            if await pending_migrations(engine):
+                fail("the database is not migrated: run `capgo-server migrate` first")
+            async with make_sessionmaker(engine)() as session, session.begin():
+                released = await release_app_id(session, app_id)
+            return {"app_id": released.app_id, "org_id": released.org_id}
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ReleaseRefused as exc:
         fail(str(exc))
     except (SQLAlchemyError, OSError) as exc:
         fail(f"cannot reach the database at {_display_url(settings)}: {_first_line(exc)}")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from capgo_server.models import App
+from capgo_server.models import App, AppIdReservation
 from tests.apps.helpers import APP_FIELDS, JS_ISO, RANDOM_ORG, create_app, create_org, key_of
 from tests.conftest import Account, error_of, make_account, make_key
 from tests.members.helpers import add_member, invite
@@ -82,10 +82,13 @@ class TestListApps:
     async def test_default_page_is_50_and_limit_is_capped_at_100(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account
     ) -> None:
+        ids = [f"com.bulk.a{n:03d}" for n in range(101)]
         async with app.state.sessionmaker() as session, session.begin():
+            # Every app lives inside its id's reservation (apps.reservations).
+            session.add_all(AppIdReservation(app_id=i, org_id=alice.org_id) for i in ids)
+            await session.flush()
             session.add_all(
-                App(app_id=f"com.bulk.a{n:03d}", owner_org=alice.org_id, name=f"n{n}")
-                for n in range(101)
+                App(app_id=i, owner_org=alice.org_id, name=f"n{n}") for n, i in enumerate(ids)
             )
         assert len(await app_ids(client, alice.headers)) == 50
         assert len(await app_ids(client, alice.headers, page=2)) == 1

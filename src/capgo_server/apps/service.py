@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
+from capgo_server.apps.reservations import reserve_app_id
 from capgo_server.apps.schemas import MAX_RETENTION_SECONDS, AppCreate, AppListQuery, AppUpdate
 from capgo_server.auth.access import authorize_app, authorize_org, visible_apps
 from capgo_server.auth.principal import WRITE_MODES, Principal
@@ -109,7 +110,8 @@ async def create_app(session: AsyncSession, principal: Principal, body: AppCreat
     ``cannot_create_app`` without ``owner_org``; 403 ``cannot_access_organization`` unless the
     user is ``admin`` of the org and no key in play is limited to other orgs or to apps (an
     app-limited key could not reach the new app); 400 ``cannot_create_app`` when the app id is
-    taken (app ids are global).
+    taken (app ids are global) or reserved for another organization (a deleted app's id stays
+    its organization's: :mod:`capgo_server.apps.reservations`) — one answer for both.
     """
     cannot_create = ApiError(400, "cannot_create_app", "Cannot create app")
     app_id = checked_app_id(body.app_id, body.model_dump(exclude_none=True))
@@ -135,6 +137,7 @@ async def create_app(session: AsyncSession, principal: Principal, body: AppCreat
     )
     if await session.get(App, app_id) is not None:
         raise cannot_create
+    await reserve_app_id(session, app_id, access.org.id, refused=cannot_create)
     app = App(
         app_id=app_id,
         owner_org=access.org.id,
@@ -146,7 +149,7 @@ async def create_app(session: AsyncSession, principal: Principal, body: AppCreat
     session.add(app)
     try:
         await session.flush()
-    except IntegrityError as exc:  # a concurrent request took the id
+    except IntegrityError as exc:  # a concurrent request took the id, or it was just released
         raise cannot_create from exc
     await ensure_internal_bundles(session, app, principal.user_id)
     audit.record_row(session, app, "INSERT", org_id=app.owner_org, user_id=principal.user_id)
@@ -211,7 +214,8 @@ async def delete_app(session: AsyncSession, principal: Principal, app_id: str) -
 
     Bundles, channels, overrides, devices, deploy history, bandwidth and uploads follow through
     ``ON DELETE CASCADE``. The caller removes the files once the deletion is committed
-    (:func:`capgo_server.storage.cleanup.remove_stored`).
+    (:func:`capgo_server.storage.cleanup.remove_stored`). The id stays reserved for the
+    organization (:mod:`capgo_server.apps.reservations`).
     """
     app_id = _checked_path_app_id(app_id)
     denied = ApiError(400, "cannot_delete_app", "You can't delete this app", {"app_id": app_id})

@@ -2,6 +2,7 @@
 
 from capgo_server.models.apikey import ApiKey
 from capgo_server.models.app import App
+from capgo_server.models.app_id_reservation import AppIdReservation
 from capgo_server.models.audit import AuditLog
 from capgo_server.models.bundle import Bundle
 from capgo_server.models.channel import Channel, ChannelOverride, DeployHistory
@@ -16,6 +17,7 @@ from capgo_server.models.user import User
 __all__ = [
     "ApiKey",
     "App",
+    "AppIdReservation",
     "AuditLog",
     "Bundle",
     "Channel",

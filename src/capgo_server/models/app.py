@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, ForeignKeyConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
@@ -17,6 +17,14 @@ class App(Base):
     """A Capacitor app, identified by its reverse-domain ``app_id`` (globally unique)."""
 
     __tablename__ = "apps"
+    # An app lives only inside its id's reservation, written before it (apps.reservations):
+    # no app without one, no app in another organization than the reserving one, and no
+    # reservation released while its app exists.
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["app_id", "owner_org"], ["app_id_reservations.app_id", "app_id_reservations.org_id"]
+        ),
+    )
 
     app_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     # Secondary identifier: ``POST /apikey {"app_id": <uuid>}`` names an app by it (spec §3.2).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -17,7 +17,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
-from capgo_server.auth.access import is_uuid, visible_apps, visible_orgs
+from capgo_server.auth.access import (
+    ExpiryBreach,
+    expiry_breach,
+    is_uuid,
+    visible_apps,
+    visible_orgs,
+)
 from capgo_server.auth.keys import KeyMode, new_key_value, sha256_hex
 from capgo_server.auth.principal import Principal
 from capgo_server.clock import utcnow
@@ -99,15 +105,16 @@ def _check_policies(
 ) -> None:
     """Org key policies (§2.4), then :func:`check_within_caller_expiry`."""
     for org in orgs:
-        if org.require_apikey_expiration and expires_at is None:
+        breach = expiry_breach(org, expires_at)
+        if breach is ExpiryBreach.required:
             raise ApiError(
                 400,
                 "expiration_required",
                 "This organization requires API keys to have an expiration date",
                 {"org_id": org.id},
             )
-        limit = org.max_apikey_expiration_days
-        if limit and expires_at is not None and expires_at > utcnow() + timedelta(days=limit):
+        if breach is ExpiryBreach.exceeds_max:
+            limit = org.max_apikey_expiration_days
             raise ApiError(
                 400,
                 "expiration_exceeds_max",

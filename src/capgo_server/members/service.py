@@ -15,9 +15,10 @@ from capgo_server.auth.access import authorize_org, cannot_access_organization, 
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
+from capgo_server.db.locks import lock_for_update
 from capgo_server.errors import ApiError
 from capgo_server.members.schemas import MemberInvite, MemberOut
-from capgo_server.models import Membership, User
+from capgo_server.models import Membership, Organization, User
 
 
 def _invite_refused(status: str) -> ApiError:
@@ -130,6 +131,13 @@ async def remove_member(
     removed (400 ``cannot_remove_last_super_admin``): an organization always has an owner.
     """
     denied = cannot_access_organization(org_id)
+    access = await authorize_org(
+        session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES, org_wide=True
+    )
+    # Two owners leaving at once must not both see "another super_admin remains": from here on
+    # removals from this org run one at a time, and everything is read again under the lock
+    # (the caller may have been removed meanwhile).
+    await lock_for_update(session, select(Organization.id).where(Organization.id == org_id))
     access = await authorize_org(
         session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES, org_wide=True
     )

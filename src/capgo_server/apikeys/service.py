@@ -159,7 +159,24 @@ def check_key_id(key_id: str) -> None:
         raise ApiError(400, "invalid_id_format", "API key ID must be a valid UUID or number")
 
 
-def _audit_key(
+async def _orgs_still_joined(
+    session: AsyncSession, principal: Principal, org_ids: Sequence[str]
+) -> list[str]:
+    """Those of ``org_ids`` where the caller is still a member (a real role, not an
+    invitation), in the order given."""
+    if not org_ids:
+        return []
+    joined = set(
+        await session.scalars(
+            visible_orgs(principal)
+            .where(Organization.id.in_(org_ids))
+            .with_only_columns(Organization.id)
+        )
+    )
+    return [org_id for org_id in org_ids if org_id in joined]
+
+
+async def _audit_key(
     session: AsyncSession,
     principal: Principal,
     key: ApiKey,
@@ -167,8 +184,14 @@ def _audit_key(
     old: dict[str, Any] | None,
     new: dict[str, Any] | None,
 ) -> None:
-    # A key limited to orgs shows in each of their trails; secrets are never recorded.
-    org_ids: list[str | None] = list(key.limited_to_orgs) or [None]
+    """A key limited to orgs shows in each of their trails; secrets are never recorded.
+
+    Only in the trails of orgs its owner still belongs to: someone who left, or was removed,
+    may still rename or delete their key but writes nothing into that org's trail. A key
+    whose orgs are all gone (like an unlimited one) is recorded against no org.
+    """
+    joined = await _orgs_still_joined(session, principal, key.limited_to_orgs)
+    org_ids: list[str | None] = list(joined) or [None]
     for org_id in org_ids:
         audit.record(
             session,
@@ -252,7 +275,7 @@ async def create_key(
     )
     session.add(key)
     await session.flush()
-    _audit_key(session, principal, key, "INSERT", None, _key_snapshot(key))
+    await _audit_key(session, principal, key, "INSERT", None, _key_snapshot(key))
     return key, plain
 
 
@@ -287,7 +310,11 @@ async def update_key(
             404, "api_key_not_found_or_access_denied", "API key not found or access denied"
         )
     if "expires_at" in changes or "limited_to_orgs" in changes:
-        new_orgs: list[str] = changes.get("limited_to_orgs", key.limited_to_orgs)
+        # New orgs must all be the caller's (else 404); of the key's current ones, only those
+        # the caller still belongs to set policies: the key cannot be used in the others.
+        new_orgs: list[str] = changes.get("limited_to_orgs") or await _orgs_still_joined(
+            session, principal, key.limited_to_orgs
+        )
         orgs = await _policy_orgs(session, principal, new_orgs)
         _check_policies(orgs, changes.get("expires_at", key.expires_at), key.is_hashed, principal)
     else:
@@ -297,7 +324,7 @@ async def update_key(
         setattr(key, field, value)
     await session.flush()
     await session.refresh(key)
-    _audit_key(session, principal, key, "UPDATE", before, _key_snapshot(key))
+    await _audit_key(session, principal, key, "UPDATE", before, _key_snapshot(key))
     return key
 
 
@@ -307,6 +334,6 @@ async def delete_key(session: AsyncSession, principal: Principal, key_id: str) -
     key = await session.scalar(_own_key(principal, key_id))
     if key is None:
         raise ApiError(404, "api_key_not_found", "API key not found")
-    _audit_key(session, principal, key, "DELETE", _key_snapshot(key), None)
+    await _audit_key(session, principal, key, "DELETE", _key_snapshot(key), None)
     await session.delete(key)
     await session.flush()

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Account, error_of, make_key
+from tests.conftest import Account, error_of, in_days, make_key
 from tests.organizations._helpers import (
     POLICY_FIELDS,
     RANDOM_ORG,
@@ -266,7 +266,8 @@ class TestUpdateOrganization:
         assert data["max_apikey_expiration_days"] == 90
         assert data["require_apikey_expiration"] is True
         assert data["enforce_hashed_api_keys"] is True
-        key = await make_key(client, alice, hashed=True, expires_at="2099-01-01T00:00:00Z")
+        # A key within the policies: hashed, expiring within the 90 days.
+        key = await make_key(client, alice, hashed=True, expires_at=in_days(30))
         stored = (await get_org(client, key_headers(key["key"]), alice.org_id)).json()
         assert stored["max_apikey_expiration_days"] == 90
         assert stored["require_apikey_expiration"] is True

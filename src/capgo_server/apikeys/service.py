@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -17,7 +17,13 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
-from capgo_server.auth.access import is_uuid, visible_apps, visible_orgs
+from capgo_server.auth.access import (
+    ExpiryBreach,
+    expiry_breach,
+    is_uuid,
+    visible_apps,
+    visible_orgs,
+)
 from capgo_server.auth.keys import KeyMode, new_key_value, sha256_hex
 from capgo_server.auth.principal import Principal
 from capgo_server.clock import utcnow
@@ -99,15 +105,16 @@ def _check_policies(
 ) -> None:
     """Org key policies (§2.4), then :func:`check_within_caller_expiry`."""
     for org in orgs:
-        if org.require_apikey_expiration and expires_at is None:
+        breach = expiry_breach(org, expires_at)
+        if breach is ExpiryBreach.required:
             raise ApiError(
                 400,
                 "expiration_required",
                 "This organization requires API keys to have an expiration date",
                 {"org_id": org.id},
             )
-        limit = org.max_apikey_expiration_days
-        if limit and expires_at is not None and expires_at > utcnow() + timedelta(days=limit):
+        if breach is ExpiryBreach.exceeds_max:
+            limit = org.max_apikey_expiration_days
             raise ApiError(
                 400,
                 "expiration_exceeds_max",
@@ -152,7 +159,24 @@ def check_key_id(key_id: str) -> None:
         raise ApiError(400, "invalid_id_format", "API key ID must be a valid UUID or number")
 
 
-def _audit_key(
+async def _orgs_still_joined(
+    session: AsyncSession, principal: Principal, org_ids: Sequence[str]
+) -> list[str]:
+    """Those of ``org_ids`` where the caller is still a member (a real role, not an
+    invitation), in the order given."""
+    if not org_ids:
+        return []
+    joined = set(
+        await session.scalars(
+            visible_orgs(principal)
+            .where(Organization.id.in_(org_ids))
+            .with_only_columns(Organization.id)
+        )
+    )
+    return [org_id for org_id in org_ids if org_id in joined]
+
+
+async def _audit_key(
     session: AsyncSession,
     principal: Principal,
     key: ApiKey,
@@ -160,8 +184,14 @@ def _audit_key(
     old: dict[str, Any] | None,
     new: dict[str, Any] | None,
 ) -> None:
-    # A key limited to orgs shows in each of their trails; secrets are never recorded.
-    org_ids: list[str | None] = list(key.limited_to_orgs) or [None]
+    """A key limited to orgs shows in each of their trails; secrets are never recorded.
+
+    Only in the trails of orgs its owner still belongs to: someone who left, or was removed,
+    may still rename or delete their key but writes nothing into that org's trail. A key
+    whose orgs are all gone (like an unlimited one) is recorded against no org.
+    """
+    joined = await _orgs_still_joined(session, principal, key.limited_to_orgs)
+    org_ids: list[str | None] = list(joined) or [None]
     for org_id in org_ids:
         audit.record(
             session,
@@ -245,7 +275,7 @@ async def create_key(
     )
     session.add(key)
     await session.flush()
-    _audit_key(session, principal, key, "INSERT", None, _key_snapshot(key))
+    await _audit_key(session, principal, key, "INSERT", None, _key_snapshot(key))
     return key, plain
 
 
@@ -280,7 +310,11 @@ async def update_key(
             404, "api_key_not_found_or_access_denied", "API key not found or access denied"
         )
     if "expires_at" in changes or "limited_to_orgs" in changes:
-        new_orgs: list[str] = changes.get("limited_to_orgs", key.limited_to_orgs)
+        # New orgs must all be the caller's (else 404); of the key's current ones, only those
+        # the caller still belongs to set policies: the key cannot be used in the others.
+        new_orgs: list[str] = changes.get("limited_to_orgs") or await _orgs_still_joined(
+            session, principal, key.limited_to_orgs
+        )
         orgs = await _policy_orgs(session, principal, new_orgs)
         _check_policies(orgs, changes.get("expires_at", key.expires_at), key.is_hashed, principal)
     else:
@@ -290,7 +324,7 @@ async def update_key(
         setattr(key, field, value)
     await session.flush()
     await session.refresh(key)
-    _audit_key(session, principal, key, "UPDATE", before, _key_snapshot(key))
+    await _audit_key(session, principal, key, "UPDATE", before, _key_snapshot(key))
     return key
 
 
@@ -300,6 +334,6 @@ async def delete_key(session: AsyncSession, principal: Principal, key_id: str) -
     key = await session.scalar(_own_key(principal, key_id))
     if key is None:
         raise ApiError(404, "api_key_not_found", "API key not found")
-    _audit_key(session, principal, key, "DELETE", _key_snapshot(key), None)
+    await _audit_key(session, principal, key, "DELETE", _key_snapshot(key), None)
     await session.delete(key)
     await session.flush()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import ALL_MODES, Principal
 from capgo_server.auth.roles import Role
+from capgo_server.clock import utcnow
 from capgo_server.errors import ApiError
 from capgo_server.models import App, Membership, Organization
 
@@ -55,15 +58,54 @@ def is_uuid(value: object) -> bool:
     return True
 
 
+class ExpiryBreach(StrEnum):
+    """How a key's expiry breaks an organization's policy (named as the §2.4 refusals)."""
+
+    required = "expiration_required"
+    exceeds_max = "expiration_exceeds_max"
+
+
+def expiry_breach(org: Organization, expires_at: datetime | None) -> ExpiryBreach | None:
+    """Whether a key expiring at ``expires_at`` may serve ``org`` now (spec §2.4).
+
+    One rule for creating, changing and using a key: a key is usable in an organization only if
+    it could be created for it now. The maximum counts from now, so what it bounds is how long
+    the key can still be used, whenever it was made; as at creation, it bounds keys that expire,
+    and ``require_apikey_expiration`` is what refuses keys that never do.
+    """
+    if expires_at is None:
+        return ExpiryBreach.required if org.require_apikey_expiration else None
+    limit = org.max_apikey_expiration_days
+    if limit and expires_at > utcnow() + timedelta(days=limit):
+        return ExpiryBreach.exceeds_max
+    return None
+
+
 def enforce_org_key_policy(org: Organization, principal: Principal) -> None:
-    """Refuse keys the organization's API-key policies forbid (401, spec §2.2 / §3.1)."""
-    if org.require_apikey_expiration and principal.expires_at is None:
+    """Refuse keys the organization's API-key policies forbid (401, spec §2.2 / §3.1).
+
+    The policy applies to the key presented on the wire (House decision): a sub-key named in
+    ``x-limited-key-id`` is no credential, so its expiry cannot make a key that never expires
+    acceptable, nor a compliant key unacceptable.
+    """
+    key = principal.presented_key
+    breach = expiry_breach(org, key.expires_at)
+    if breach is ExpiryBreach.required:
         raise ApiError(
             401,
             "org_requires_expiring_key",
             "This organization requires API keys with an expiration date. Please use a "
             "different key or update this key with an expiration date.",
             {"org_id": org.id},
+        )
+    if breach is ExpiryBreach.exceeds_max:
+        days = org.max_apikey_expiration_days
+        raise ApiError(
+            401,
+            "org_requires_expiring_key",
+            f"This organization requires API keys expiring within {days} days. Please use a "
+            "different key or update this key with an earlier expiration date.",
+            {"org_id": org.id, "max_days": days},
         )
     if org.enforce_hashed_api_keys and not principal.presented_key_is_hashed:
         raise ApiError(

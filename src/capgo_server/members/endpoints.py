@@ -1,4 +1,5 @@
-"""``/organization/members`` (spec §3.1) and ``/organization/members/accept``."""
+"""``/organization/members`` (spec §3.1), ``/organization/members/accept`` and ``/decline``
+(House routes: answering an invitation)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from capgo_server.members import service
 from capgo_server.members.schemas import (
     InvitationAccept,
     InvitationAccepted,
+    InvitationDeclined,
     MemberInvite,
     MemberOut,
     MemberRemove,
@@ -61,6 +63,18 @@ async def accept_invitation(
     body = validate(InvitationAccept, await body_or_query(request))
     role = await service.accept_invitation(session, principal, body.orgId)
     return InvitationAccepted(orgId=body.orgId, role=role.value)
+
+
+@members_router.post(
+    "/decline", response_model=InvitationDeclined, openapi_extra=documented_body(InvitationAccept)
+)
+async def decline_invitation(
+    request: Request, session: Session, principal: AnyModeKey
+) -> InvitationDeclined:
+    """Decline an invitation to ``orgId`` with the invited user's own key; it is deleted."""
+    body = validate(InvitationAccept, await body_or_query(request))
+    await service.decline_invitation(session, principal, body.orgId)
+    return InvitationDeclined(orgId=body.orgId)
 
 
 @members_router.delete(

@@ -46,6 +46,8 @@ class MemberRemove(BaseModel):
 
 
 class InvitationAccept(BaseModel):
+    """The body of ``/accept`` and ``/decline``."""
+
     orgId: str
 
 
@@ -61,6 +63,11 @@ class InvitationAccepted(BaseModel):
     status: str = "ok"
     orgId: str
     role: MemberRole
+
+
+class InvitationDeclined(BaseModel):
+    status: str = "ok"
+    orgId: str
 
 
 class MemberRemoved(BaseModel):

@@ -1,13 +1,15 @@
-"""Rules for organization membership: list, invite, accept an invitation, remove.
+"""Rules for organization membership: list, invite, accept or decline an invitation, remove.
 
 House decisions: an ``admin`` may invite up to ``admin``; only a ``super_admin`` may grant
 ``super_admin``. An invitation is ``invite_<role>`` and grants nothing until the invited user
-accepts it with their own key.
+accepts it with their own key; with the same key they may decline it instead, which deletes it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
@@ -15,9 +17,11 @@ from capgo_server.auth.access import authorize_org, cannot_access_organization, 
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
+from capgo_server.clock import utcnow
+from capgo_server.db.locks import lock_for_update
 from capgo_server.errors import ApiError
 from capgo_server.members.schemas import MemberInvite, MemberOut
-from capgo_server.models import Membership, User
+from capgo_server.models import Membership, Organization, User
 
 
 def _invite_refused(status: str) -> ApiError:
@@ -84,38 +88,93 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
     audit.record_row(session, membership, "INSERT", org_id=access.org.id, user_id=principal.user_id)
 
 
-async def accept_invitation(session: AsyncSession, principal: Principal, org_id: str) -> Role:
-    """Turn the caller's own ``invite_<role>`` into ``<role>``; returns the role now held.
-
-    400 ``cannot_access_organization`` for a key of mode read/upload, limited to other orgs or
-    limited to apps; 404 ``invitation_not_found`` when there is no invitation to accept.
-    """
+def _may_answer_invitations(principal: Principal, org_id: str) -> None:
+    """400 ``cannot_access_organization`` for a key of mode read/upload, limited to other orgs
+    or limited to apps (a key for some apps does not manage memberships)."""
     if (
         not is_uuid(org_id)
         or not principal.may_use_org(org_id)
         or not principal.has_mode(WRITE_MODES)
-        or principal.is_app_limited  # a key for some apps does not manage memberships
+        or principal.is_app_limited
     ):
         raise cannot_access_organization(org_id)
+
+
+async def _pending_invitation(
+    session: AsyncSession, principal: Principal, org_id: str
+) -> Membership:
+    """The caller's own ``invite_<role>`` to ``org_id``, else 404 ``invitation_not_found``."""
     membership = await session.scalar(
         select(Membership).where(
             Membership.org_id == org_id, Membership.user_id == principal.user_id
         )
     )
     if membership is None or not Role(membership.user_right).is_invitation:
-        raise ApiError(
-            404,
-            "invitation_not_found",
-            "No pending invitation to this organization",
-            {"orgId": org_id},
-        )
+        raise _no_invitation(org_id)
+    return membership
+
+
+def _no_invitation(org_id: str) -> ApiError:
+    return ApiError(
+        404, "invitation_not_found", "No pending invitation to this organization", {"orgId": org_id}
+    )
+
+
+def _still_pending(membership: Membership) -> ColumnElement[bool]:
+    # Written as a condition of the change itself, so that of an accept, a decline and a
+    # withdrawal racing on one invitation only the first takes effect; the others find nothing.
+    return and_(Membership.id == membership.id, Membership.user_right == membership.user_right)
+
+
+async def accept_invitation(session: AsyncSession, principal: Principal, org_id: str) -> Role:
+    """Turn the caller's own ``invite_<role>`` into ``<role>``; returns the role now held.
+
+    400 ``cannot_access_organization`` for a key that may not answer invitations (see
+    :func:`_may_answer_invitations`); 404 ``invitation_not_found`` when none is pending.
+    """
+    _may_answer_invitations(principal, org_id)
+    membership = await _pending_invitation(session, principal, org_id)
     before = audit.snapshot(membership)
-    membership.user_right = Role(membership.user_right).accepted().value
-    await session.flush()
+    role = Role(membership.user_right).accepted()
+    accepted = cast(
+        CursorResult[Any],
+        await session.execute(
+            update(Membership)
+            .where(_still_pending(membership))
+            .values(user_right=role.value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if accepted.rowcount != 1:
+        raise _no_invitation(org_id)
+    await session.refresh(membership)
     audit.record_row(
         session, membership, "UPDATE", org_id=org_id, user_id=principal.user_id, old=before
     )
-    return Role(membership.user_right)
+    return role
+
+
+async def decline_invitation(session: AsyncSession, principal: Principal, org_id: str) -> None:
+    """Delete the caller's own ``invite_<role>``; audited as a withdrawn invitation is.
+
+    Refused as :func:`accept_invitation` refuses; the organization may invite again later.
+    """
+    _may_answer_invitations(principal, org_id)
+    membership = await _pending_invitation(session, principal, org_id)
+    before = audit.snapshot(membership)
+    declined = cast(
+        CursorResult[Any],
+        await session.execute(
+            delete(Membership)
+            .where(_still_pending(membership))
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    if declined.rowcount != 1:
+        raise _no_invitation(org_id)
+    audit.record_row(
+        session, membership, "DELETE", org_id=org_id, user_id=principal.user_id, old=before
+    )
 
 
 async def remove_member(
@@ -130,6 +189,13 @@ async def remove_member(
     removed (400 ``cannot_remove_last_super_admin``): an organization always has an owner.
     """
     denied = cannot_access_organization(org_id)
+    access = await authorize_org(
+        session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES, org_wide=True
+    )
+    # Two owners leaving at once must not both see "another super_admin remains": from here on
+    # removals from this org run one at a time, and everything is read again under the lock
+    # (the caller may have been removed meanwhile).
+    await lock_for_update(session, select(Organization.id).where(Organization.id == org_id))
     access = await authorize_org(
         session, principal, org_id, role=Role.read, denied=denied, modes=WRITE_MODES, org_wide=True
     )

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         description="A device may ask POST /channel_self for the same channel at most once in "
         "this many seconds (429 otherwise); 0 disables the rule.",
     )
+    stats_max_batch_events: int = Field(
+        default=200,
+        ge=1,
+        description="Most events one POST /stats batch may carry (400 invalid_json_body past "
+        "it). The plugin sends its queue of at most 200 events as one batch.",
+    )
     record_interval_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -364,6 +364,27 @@ class TestUnset:
         assert (response.status_code, response.json()) == (200, CANNOT_OVERRIDE)
         assert await overrides(app) == {DEVICE: "no_access"}
 
+    @pytest.mark.parametrize("plugin_version", [None, NEW_PLUGIN, "8.0.0", "9.1.0"])
+    async def test_new_plugins_cannot_remove_an_override_that_forbids_self_set(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        alice: Account,
+        seeded: str,
+        plugin_version: str | None,
+    ) -> None:
+        await save_channel(client, alice, APP_ID, "no_access", allow_device_self_set=False)
+        await pin(client, alice, "no_access")
+        params = query(plugin_version=plugin_version)
+        response = await client.delete("/channel_self", params=params)
+        assert (response.status_code, response.json()) == (200, CANNOT_OVERRIDE)
+        # The same refusal POST gives for this device.
+        moved = await client.post("/channel_self", json=body(plugin_version=plugin_version))
+        assert (moved.status_code, moved.json()) == (200, CANNOT_OVERRIDE)
+        assert await overrides(app) == {DEVICE: "no_access"}
+        assert await override_count(app) == 1
+        assert await rows(app, StatsEvent, app_id=APP_ID) == []
+
     async def test_new_plugins_always_succeed(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account, seeded: str
     ) -> None:

@@ -18,6 +18,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from capgo_server.app import create_app
+from capgo_server.clock import utcnow
 from capgo_server.settings import Settings
 from tests.bundles.helpers import create_app as create_capgo_app
 from tests.bundles.helpers import create_bundle
@@ -255,3 +256,68 @@ class TestDeviceApi:
             headers=limited.owner.headers,
         )
         assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def batch(*devices: str, action: str = "ping") -> list[dict[str, Any]]:
+    return [device_body(device, action=action) for device in devices]
+
+
+async def today_statistics(limited: Limited) -> tuple[int, int]:
+    """(monthly active users, installs of 1.0.0) of the app today, as its owner reads them."""
+    today = utcnow().date().isoformat()
+    period = {"from": today, "to": today}
+    headers = limited.owner.headers
+    points = await limited.client.get(f"/statistics/app/{APP_ID}", params=period, headers=headers)
+    assert points.status_code == 200, points.text
+    usage = await limited.client.get(
+        f"/statistics/app/{APP_ID}/bundle_usage", params=period, headers=headers
+    )
+    assert usage.status_code == 200, usage.text
+    installs = [d["installs"][-1] for d in usage.json()["datasets"] if d["label"] == "1.0.0"]
+    return points.json()[-1]["mau"], sum(installs)
+
+
+class TestStatsBatches:
+    async def test_each_event_counts_against_the_device_limit(self, limited: Limited) -> None:
+        response = await limited.client.post("/stats", json=batch(*[DEVICE] * DEVICE_LIMIT))
+        assert response.status_code == 200, response.text
+        assert {r["status"] for r in response.json()["results"]} == {"ok"}
+        single = await limited.client.post("/stats", json=device_body(action="ping"))
+        assert_rate_limited(single, app_id=APP_ID, device_id=DEVICE)
+
+    async def test_each_event_counts_against_the_ip_limit(self, limited: Limited) -> None:
+        response = await limited.client.post("/stats", json=batch(*[DEVICE] * IP_LIMIT))
+        assert response.status_code == 200, response.text
+        assert_rate_limited(await ask(limited.client, OTHER_DEVICE))
+
+    async def test_a_batch_larger_than_the_limits_still_passes_in_a_fresh_window(
+        self, limited: Limited
+    ) -> None:
+        # The plugin sends its whole queue at once; refusing it for good would lose it forever.
+        response = await limited.client.post("/stats", json=batch(*[DEVICE] * (IP_LIMIT + 5)))
+        assert response.status_code == 200, response.text
+        assert len(response.json()["results"]) == IP_LIMIT + 5
+        assert_rate_limited(await ask(limited.client, OTHER_DEVICE))
+
+    async def test_rotating_device_ids_in_batches_stays_within_the_limits(
+        self, limited: Limited
+    ) -> None:
+        # One client, batches of `set` events each naming a new device: only the first event of
+        # an admitted batch counts, and the IP limit admits two such batches (8, then 16 > 10).
+        created = 0
+        for attempt in range(5):
+            devices = [f"0000000{attempt}-0000-4000-8000-{i:012d}" for i in range(8)]
+            response = await limited.client.post("/stats", json=batch(*devices, action="set"))
+            if attempt < 2:
+                assert response.status_code == 200, response.text
+                results = response.json()["results"]
+                assert [r["status"] for r in results] == ["ok"] + ["error"] * 7
+                assert {r["error"] for r in results[1:]} == {"mixed_device_ids"}
+                created += 1
+            else:
+                assert_rate_limited(response)
+        listed = await limited.client.get(
+            "/device", params={"app_id": APP_ID}, headers=limited.owner.headers
+        )
+        assert len(listed.json()["data"]) == created == 2
+        assert await today_statistics(limited) == (2, 2)

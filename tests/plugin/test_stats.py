@@ -391,6 +391,59 @@ class TestBatch:
         }
         assert await events(app, app_id=APP_ID) == [("get", "1.0.0")]
 
+    async def test_a_batch_past_the_setting_is_refused_whole(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account, seeded: str
+    ) -> None:
+        limit = app.state.settings.stats_max_batch_events
+        response = await post(client, [stat()] * (limit + 1))
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "invalid_json_body",
+            "message": CANNOT_PARSE,
+            "moreInfo": {
+                "parseResult": [
+                    {
+                        "loc": [],
+                        "msg": f"A batch holds at most {limit} events, this one has {limit + 1}",
+                    }
+                ]
+            },
+        }
+        assert await events(app, app_id=APP_ID) == []
+        assert await rows(app, Device, app_id=APP_ID) == []
+
+    async def test_a_full_batch_from_the_plugin_is_taken(
+        self, client: httpx.AsyncClient, app: FastAPI, seeded: str
+    ) -> None:
+        limit = app.state.settings.stats_max_batch_events
+        assert limit == 200  # the plugin queues at most 200 events and sends them at once
+        response = await post(client, [stat(action="ping")] * limit)
+        assert response.status_code == 200
+        assert response.json()["results"] == [{"status": "ok", "index": i} for i in range(limit)]
+        assert len(await events(app, app_id=APP_ID)) == limit
+
+    async def test_an_event_naming_another_device_fails_alone_and_creates_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account, seeded: str
+    ) -> None:
+        other = str(uuid.uuid4())
+        batch = [stat(), stat(device_id=other), stat(device_id=DEVICE.upper(), action="get")]
+        response = await post(client, batch)
+        assert response.status_code == 200
+        assert response.json() == {
+            "status": "ok",
+            "results": [
+                {"status": "ok", "index": 0},
+                error_entry(
+                    1, "mixed_device_ids", "All events in a batch must come from the same device"
+                ),
+                {"status": "ok", "index": 2},
+            ],
+        }
+        listed = await client.get("/device", params={"app_id": APP_ID}, headers=alice.headers)
+        assert [d["device_id"] for d in listed.json()["data"]] == [DEVICE]
+        assert {e.device_id for e in await rows(app, StatsEvent, app_id=APP_ID)} == {DEVICE}
+        assert await counters(app) == {"1.0.0": (0, 0, 1, 0)}
+
     async def test_an_empty_batch(self, client: httpx.AsyncClient, seeded: str) -> None:
         response = await post(client, [])
         assert (response.status_code, response.json()) == (200, {"status": "ok", "results": []})

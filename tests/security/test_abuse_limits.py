@@ -39,6 +39,7 @@ LIMIT_SETTINGS = [
         "rate_limit_channel_self_same_channel_seconds",
     ),
     ("CAPGO_MAX_BODY_BYTES", "max_body_bytes"),
+    ("CAPGO_STATS_MAX_BATCH_EVENTS", "stats_max_batch_events"),
     ("CAPGO_MAX_UPLOAD_BYTES", "max_upload_bytes"),
     ("CAPGO_DOWNLOAD_URL_TTL_SECONDS", "download_url_ttl_seconds"),
 ]
@@ -164,6 +165,19 @@ class TestConfiguredSizes:
             assert response.status_code == 413
             assert response.json()["error"] == "body_too_large"
             assert response.json()["moreInfo"] == {"max_bytes": 400}
+
+    async def test_stats_batch_limit(self, app: FastAPI, database_url: str, tmp_path: Path) -> None:
+        async with configured_app(database_url, tmp_path / "sizes", stats_max_batch_events=3) as (
+            _,
+            http,
+        ):
+            event = {**device_body(0), "action": "ping"}
+            fits = await http.post("/stats", json=[event] * 3)
+            assert fits.status_code == 200, fits.text
+            response = await http.post("/stats", json=[event] * 4)
+            assert error_of(response) == (400, "invalid_json_body")
+            message = "A batch holds at most 3 events, this one has 4"
+            assert response.json()["moreInfo"] == {"parseResult": [{"loc": [], "msg": message}]}
 
     async def test_upload_limit(self, app: FastAPI, database_url: str, tmp_path: Path) -> None:
         async with configured_app(database_url, tmp_path / "sizes", max_upload_bytes=1000) as (

@@ -43,17 +43,23 @@ class FixedWindowLimiter:
             return None
         return self._wait(slot, time.monotonic())
 
-    def hit(self, key: Hashable) -> int | None:
-        """Count one hit; return seconds to wait if this hit is over the limit."""
+    def hit(self, key: Hashable, cost: int = 1) -> int | None:
+        """Count ``cost`` hits (one request, or the events of a ``/stats`` batch); return
+        seconds to wait if the window was already full before them.
+
+        A request with room for its first hit is let through whole, so a batch larger than
+        what is left (or than the limit) still passes in a fresh window, and then fills it: a
+        window admits at most ``limit - 1 + cost`` hits.
+        """
         now = time.monotonic()
         slot, new = self._slots.claim(HashSlots.tag(key))
         starts = self._slots.ages
         if new or now - starts[slot] >= self.window_seconds:
             starts[slot] = now
-            self._counts[slot] = 1
-        elif self._counts[slot] <= self.limit:
-            self._counts[slot] += 1
-        if self._counts[slot] > self.limit:
+            self._counts[slot] = 0
+        before = self._counts[slot]
+        self._counts[slot] = min(before + max(cost, 1), self.limit + 1)
+        if before >= self.limit:
             return self._wait(slot, now)
         return None
 

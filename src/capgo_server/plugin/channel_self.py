@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,7 +33,7 @@ from capgo_server.plugin.common import (
 from capgo_server.plugin.device_route import DeviceRoute
 from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recording import Recording, record_later
-from capgo_server.plugin.stats import MAX_EVENT_NAME, AppId, DeviceId
+from capgo_server.plugin.stats import AppId, DeviceId
 
 channel_self_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
 
@@ -44,13 +44,14 @@ CANNOT_OVERRIDE = "Cannot change device override current channel don't allow it"
 
 
 class ChannelSelfBody(BaseModel):
-    """What ``POST``/``PUT``/``DELETE`` receive (unknown fields are ignored)."""
+    """What ``POST``/``PUT``/``DELETE`` receive (unknown fields are ignored; string lengths are
+    checked before, by :mod:`.fields`)."""
 
     model_config = ConfigDict(strict=True)
 
     app_id: AppId
     device_id: DeviceId
-    version_name: str = Field(max_length=MAX_EVENT_NAME)  # logged with setChannel/getChannel
+    version_name: str  # logged with setChannel/getChannel
     version_build: str
     is_emulator: bool
     is_prod: bool
@@ -58,7 +59,7 @@ class ChannelSelfBody(BaseModel):
     defaultChannel: str | None = None  # the plugin's field name
     channel: str | None = None
     plugin_version: str | None = None
-    key_id: str | None = Field(default=None, max_length=20)
+    key_id: str | None = None
 
 
 class ChannelListQuery(BaseModel):
@@ -70,7 +71,7 @@ class ChannelListQuery(BaseModel):
     is_emulator: bool
     is_prod: bool
     platform: Platform
-    key_id: str | None = Field(default=None, max_length=20)
+    key_id: str | None = None
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -257,12 +258,16 @@ async def unset_channel(request: Request, session: Session) -> dict[str, Any]:
     """Forget the device's channel (query parameters, as the plugin sends them)."""
     body = normalise_plugin_body(query_body(request), ChannelSelfBody, query=True)
     await _known_app(session, body.app_id)
+    current = await _override(session, body.app_id, body.device_id)
+    # An override an admin set on a channel devices may not pick themselves stays, whatever
+    # the plugin's version (as POST refuses to replace it).
+    if current is not None and not current.allow_device_self_set:
+        raise PluginRefusal("cannot_override", CANNOT_OVERRIDE)
     if is_new_plugin(body.plugin_version):
         await remove_override(session, body.app_id, body.device_id)
         _channel_event(request, body, "setChannel")
         return {"status": "ok"}
-    current = await _override(session, body.app_id, body.device_id)
-    if current is None or not current.allow_device_self_set:
+    if current is None:
         raise PluginRefusal("cannot_override", CANNOT_OVERRIDE)
     await remove_override(session, body.app_id, body.device_id)
     return {"status": "ok"}

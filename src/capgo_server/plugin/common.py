@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from capgo_server.errors import ApiError
+from capgo_server.plugin.fields import refuse_oversized
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -109,8 +110,10 @@ def normalise_plugin_body(
     """Capgo's ``parsePluginBody`` (§5.2): the checks in order, then ``model`` validation.
 
     400 ``invalid_json_body`` (``invalid_query_parameters`` for query-string input) for an empty
-    or ill-shaped body, ``missing_device_id``, ``missing_app_id``, ``semver_error`` for a native
-    version that is not semver even after :func:`fix_semver`.
+    or ill-shaped body, ``missing_device_id``, ``missing_app_id``, a string longer than its
+    column (:mod:`.fields`, checked before any version is parsed, and again after
+    normalisation, which may lengthen ``version_build``), ``semver_error`` for a native version
+    that is not semver even after :func:`fix_semver`.
     """
     unparseable = "invalid_query_parameters" if query else "invalid_json_body"
     if not body:
@@ -119,6 +122,7 @@ def normalise_plugin_body(
         raise ApiError(400, "missing_device_id", "Cannot find device_id")
     if not body.get("app_id"):
         raise ApiError(400, "missing_app_id", "Cannot find app_id")
+    refuse_oversized(body, query=query)
     body = dict(body)
     version_build = body.get("version_build")
     if version_build:
@@ -135,6 +139,7 @@ def normalise_plugin_body(
     body.setdefault("is_prod", True)
     if body.get("version_name") == "builtin" and body.get("version_build"):
         body["version_name"] = body["version_build"]
+    refuse_oversized(body, query=query)
     try:
         return model.model_validate(body)
     except ValidationError as exc:

@@ -30,7 +30,13 @@ How to use — on a device endpoint, one line per route::
     @updates_router.post("/updates", dependencies=[Depends(device_rate_limit("updates"))])
 
 The dependency reads ``app_id``/``device_id`` from the JSON body if it is an object (the first
-element of an array, for ``/stats`` batches), else from the query string. It never fails on bad
+element of an array, for ``/stats`` batches), else from the query string. A ``/stats`` batch
+(``per_event=True``) counts each of its events against both limits: it comes from one device
+(the first event's; the handler refuses events naming another), and one request of N events
+uses what N single events would. A request is let through when its window has room for its
+first event, so a full batch from the plugin (up to ``CAPGO_STATS_MAX_BATCH_EVENTS``) never
+waits forever; a window therefore takes at most ``limit - 1 + CAPGO_STATS_MAX_BATCH_EVENTS``
+events. It never fails on bad
 input: the handler still answers 400 for a malformed body (the body is cached, so the handler can
 read it again); a body over ``CAPGO_MAX_BODY_BYTES`` is 413 here already.
 """
@@ -59,6 +65,14 @@ DEVICE_OPS = frozenset(
 )
 
 
+async def event_count(request: Request) -> int:
+    """How many events the body carries: the length of a JSON array, else 1."""
+    if request.method in ("GET", "HEAD"):
+        return 1
+    parsed = await parsed_json(request)
+    return max(len(parsed), 1) if isinstance(parsed, list) else 1
+
+
 async def request_fields(request: Request) -> dict[str, Any]:
     """The JSON object of the body (first element of an array), else the query parameters.
 
@@ -80,17 +94,17 @@ def _device_ids(fields: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _limit_device(limiters: RateLimiters, op: str, fields: dict[str, Any]) -> None:
+def _limit_device(limiters: RateLimiters, op: str, fields: dict[str, Any], cost: int = 1) -> None:
     ids = _device_ids(fields)
     if ids is None:
         return
     app_id, device_id = ids
-    if (wait := limiters.device_requests.hit((op, app_id, device_id))) is not None:
+    if (wait := limiters.device_requests.hit((op, app_id, device_id), cost)) is not None:
         raise too_many_requests(wait, app_id=app_id, device_id=device_id)
 
 
 def device_rate_limit(
-    op: str, *, same_channel_once: bool = False
+    op: str, *, same_channel_once: bool = False, per_event: bool = False
 ) -> Callable[[Request], Awaitable[None]]:
     """A dependency limiting a device endpoint; ``op`` names its per-device bucket.
 
@@ -98,7 +112,7 @@ def device_rate_limit(
     so they share a bucket)::
 
         dependencies=[Depends(device_rate_limit("updates"))]          # POST /updates
-        dependencies=[Depends(device_rate_limit("stats"))]            # POST /stats
+        dependencies=[Depends(device_rate_limit("stats", per_event=True))]  # POST /stats
         dependencies=[Depends(device_rate_limit("channel_self_set", same_channel_once=True))]
         dependencies=[Depends(device_rate_limit("channel_self_get"))]     # PUT /channel_self
         dependencies=[Depends(device_rate_limit("channel_self_delete"))]  # DELETE /channel_self
@@ -106,16 +120,18 @@ def device_rate_limit(
 
     ``same_channel_once``: also refuse a second request naming the same ``channel`` for the same
     (app, device) within ``CAPGO_RATE_LIMIT_CHANNEL_SELF_SAME_CHANNEL_SECONDS``.
+    ``per_event``: a JSON array body counts one hit per element (``/stats`` batches).
     """
     if op not in DEVICE_OPS:
         raise ValueError(f"unknown device endpoint operation {op!r}")
 
     async def limit_device_request(request: Request) -> None:
         limiters: RateLimiters = request.app.state.rate_limiters
-        if (wait := limiters.device_requests_per_ip.hit(client_ip(request))) is not None:
+        cost = await event_count(request) if per_event else 1
+        if (wait := limiters.device_requests_per_ip.hit(client_ip(request), cost)) is not None:
             raise too_many_requests(wait)
         fields = await request_fields(request)
-        _limit_device(limiters, op, fields)
+        _limit_device(limiters, op, fields, cost)
         channel = fields.get("channel")
         ids = _device_ids(fields)
         if same_channel_once and ids is not None and isinstance(channel, str) and channel:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,7 @@ from capgo_server.plugin.common import (
     unknown_app,
 )
 from capgo_server.plugin.device_route import DeviceRoute
+from capgo_server.plugin.fields import device_version_name, refuse_oversized
 from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.stats_actions import ALLOWED_STATS_ACTIONS
@@ -44,10 +45,6 @@ stats_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
 DOWNLOAD_FAIL_SINCE = SemVer(7, 17, 0)
 DOWNLOAD_FAIL_SINCE_V6 = SemVer(6, 14, 25)
 DEFAULT_PLUGIN_VERSION = "2.3.3"
-#: Width of the event log's ``version_name`` (composite ``<version>:<file>`` names are long).
-MAX_EVENT_NAME = 1024
-#: Width of the device row's ``version_name``.
-MAX_DEVICE_VERSION_NAME = 255
 
 
 def _allowed_action(action: str) -> str:
@@ -63,7 +60,7 @@ def _app_id(value: str) -> str:
 
 
 def _device_id(value: str) -> str:
-    if len(value) > 36 or not is_device_id(value):
+    if not is_device_id(value):
         raise ValueError("device_id must be a UUID")
     return value
 
@@ -74,27 +71,27 @@ DeviceId = Annotated[str, AfterValidator(_device_id)]
 
 class StatsBody(BaseModel):
     """One event a device reports. ``action`` is required here: Capgo crashes (500) without one.
-    Lengths are the widths of the columns the event is written to (a longer value would make the
-    deferred write fail, silently losing the request's records)."""
+    String lengths are checked before, by :mod:`.fields` (the widths of the columns the event is
+    written to)."""
 
     model_config = ConfigDict(strict=True)
 
     app_id: AppId
     device_id: DeviceId
-    platform: str = Field(max_length=16)
-    version_name: str = Field(max_length=MAX_EVENT_NAME)
-    version_os: str = Field(max_length=64)
-    old_version_name: str | None = Field(default=None, max_length=MAX_EVENT_NAME)
+    platform: str
+    version_name: str
+    version_os: str
+    old_version_name: str | None = None
     version_code: str | None = None
-    version_build: str | None = Field(default=None, max_length=70)
+    version_build: str | None = None
     action: Annotated[str, AfterValidator(_allowed_action)]
-    custom_id: str | None = Field(default=None, max_length=255)
+    custom_id: str | None = None
     channel: str | None = None
-    defaultChannel: str | None = Field(default=None, max_length=255)
-    plugin_version: str | None = Field(default=None, max_length=32)
+    defaultChannel: str | None = None
+    plugin_version: str | None = None
     is_emulator: bool
     is_prod: bool
-    key_id: str | None = Field(default=None, max_length=20)
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,8 +116,22 @@ def _app_id_problem(event: object) -> str | None:
     return None
 
 
+def _refuse_oversized_batch(events: list[Any], max_events: int) -> None:
+    """400 ``invalid_json_body`` for a batch longer than ``CAPGO_STATS_MAX_BATCH_EVENTS``."""
+    if len(events) > max_events:
+        message = f"A batch holds at most {max_events} events, this one has {len(events)}"
+        raise ApiError(
+            400,
+            "invalid_json_body",
+            "Cannot parse body",
+            {"parseResult": [{"loc": [], "msg": message}]},
+        )
+
+
 def _batch_app_id(events: list[Any]) -> str:
     """The one app of a request: 400 for the first event, 200 refusals for the others."""
+    if isinstance(events[0], dict):
+        refuse_oversized({"app_id": events[0].get("app_id")})  # before it is looked up
     problem = _app_id_problem(events[0])
     if problem is not None:
         raise ApiError(400, "invalid_app_id", problem)
@@ -183,7 +194,7 @@ def _device_seen(event: StatsBody) -> DeviceSeen:
         plugin_version=event.plugin_version or DEFAULT_PLUGIN_VERSION,
         os_version=event.version_os,
         version_build=event.version_build or "builtin",
-        version_name=event.version_name[:MAX_DEVICE_VERSION_NAME],
+        version_name=device_version_name(event.version_name),
         custom_id=event.custom_id or "",
         is_prod=event.is_prod,
         is_emulator=event.is_emulator,
@@ -251,13 +262,23 @@ async def _single(
     return outcome
 
 
+def _batch_device(events: list[Any]) -> object:
+    """The device a batch comes from: the one its first event names (lower-cased on reading)."""
+    return events[0].get("device_id") if isinstance(events[0], dict) else None
+
+
 async def _batch_item(
-    session: AsyncSession, app: AppSnapshot | None, index: int, body: Any
+    session: AsyncSession, app: AppSnapshot | None, device: object, index: int, body: Any
 ) -> tuple[dict[str, Any], Recording | None]:
     """One event's result entry and what it records; never raises for a bad event."""
     if app is None:
         refusal = unknown_app()
         return _error_entry(index, refusal.code, refusal.message), None
+    named = body.get("device_id") if isinstance(body, dict) else None
+    if named and named != device:
+        # Every event of a batch counts against its (first) device's limits only, so one that
+        # named another device would create and count that device for free.
+        return _error_entry(index, "mixed_device_ids", MIXED_DEVICES), None
     try:
         event = normalise_plugin_body(body if isinstance(body, dict) else {}, StatsBody)
     except ApiError as error:
@@ -269,11 +290,14 @@ async def _batch_item(
     return {"status": "ok", "index": index}, outcome
 
 
+MIXED_DEVICES = "All events in a batch must come from the same device"
+
+
 def _error_entry(index: int, code: str, message: str) -> dict[str, Any]:
     return {"status": "error", "error": code, "message": message, "index": index}
 
 
-LIMIT = [Depends(device_rate_limit("stats"))]
+LIMIT = [Depends(device_rate_limit("stats", per_event=True))]
 
 
 ROUTE: dict[str, Any] = {
@@ -286,12 +310,14 @@ ROUTE: dict[str, Any] = {
 @stats_router.post("/stats", **ROUTE)
 @stats_router.post("/plugin/stats", **ROUTE)
 async def post_stats(request: Request, session: Session) -> JSONResponse:
-    """Record one event (``{"status":"ok"}``) or a batch (``{"status":"ok","results":[...]}``
-    with one ``{status, index}`` entry per event, errors included)."""
+    """Record one event (``{"status":"ok"}``) or a batch of one device's events
+    (``{"status":"ok","results":[...]}`` with one ``{status, index}`` entry per event, errors
+    included)."""
     body = await json_body(request)
     events = body if isinstance(body, list) else [body]
     if not events:
         return JSONResponse({"status": "ok", "results": []})
+    _refuse_oversized_batch(events, request.app.state.settings.stats_max_batch_events)
     app_id = _batch_app_id(events)
     cache: UpdateCache = request.app.state.update_cache
     app = await cache.get(app_id)
@@ -299,8 +325,9 @@ async def post_stats(request: Request, session: Session) -> JSONResponse:
         record_later(request, await _single(session, app, body))
         return JSONResponse({"status": "ok"})
     results, recordings = [], []
+    device = _batch_device(events)
     for index, item in enumerate(events):
-        entry, recording = await _batch_item(session, app, index, item)
+        entry, recording = await _batch_item(session, app, device, index, item)
         results.append(entry)
         if recording is not None:
             recordings.append(recording)

@@ -52,10 +52,11 @@ REFUSAL_KINDS: dict[str, Kind] = {
 
 
 class UpdateRequest(BaseModel):
-    """The ``/updates`` body after §5.2 normalisation (extra fields ignored)."""
+    """The ``/updates`` body after §5.2 normalisation (extra fields ignored). String lengths
+    are checked before, by :mod:`.fields`."""
 
     app_id: str
-    device_id: str = Field(max_length=36)
+    device_id: str
     version_name: str = Field(min_length=1)
     version_build: str = Field(min_length=1)
     is_emulator: bool
@@ -63,7 +64,7 @@ class UpdateRequest(BaseModel):
     platform: Literal["ios", "android", "electron"]
     plugin_version: str = DEFAULT_PLUGIN_VERSION
     defaultChannel: str | None = None
-    key_id: str | None = Field(default=None, max_length=20)
+    key_id: str | None = None
     custom_id: str | None = None
     version_os: str | None = None
 

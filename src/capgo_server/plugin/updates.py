@@ -21,6 +21,7 @@ from capgo_server.plugin import update_queries as queries
 from capgo_server.plugin.answers import UPDATES
 from capgo_server.plugin.common import normalise_plugin_body, unknown_app
 from capgo_server.plugin.device_route import DeviceRoute
+from capgo_server.plugin.fields import device_version_name
 from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.update_cache import UpdateCache
@@ -60,7 +61,7 @@ def _device_seen(body: UpdateRequest, version_name: str) -> DeviceSeen:
         plugin_version=body.plugin_version,
         os_version=body.version_os,
         version_build=body.version_build,
-        version_name=version_name,
+        version_name=device_version_name(version_name),
         custom_id=body.custom_id or "",
         is_prod=body.is_prod,
         is_emulator=body.is_emulator,

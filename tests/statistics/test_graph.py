@@ -91,7 +91,7 @@ async def test_byte_charts_use_a_readable_unit(client: httpx.AsyncClient, alice:
 
     labels = texts(svg)
     assert f"Storage of App {APP_ID}" in labels
-    assert "KB" in labels  # a ~120 KB bundle
+    assert "KiB" in labels  # a ~120 KB bundle
     assert len(dots(svg)) == 5
 
 

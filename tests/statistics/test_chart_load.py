@@ -28,7 +28,7 @@ APPS = [f"com.charts.app{i}" for i in range(4)]
 DEVICE_APP = APPS[0]
 YEARS = 3650  # days: the longest range a request may ask for
 CHART_CLIENTS = 6
-MEASURE_SECONDS = 8.0
+MEASURE_SECONDS = 5.0
 UNLIMITED = str(10**9)
 
 
@@ -100,6 +100,24 @@ def _chart_paths(live: LiveServer, first: date, last: date) -> list[str]:
     ]
 
 
+def _descendants(pid: int) -> set[int]:
+    """Every process started by ``pid``, at any depth (Linux: /proc/<pid>/task/*/children)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            found |= {int(child), *_descendants(int(child))}
+    return found
+
+
+def _wait_until_gone(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while (alive := {pid for pid in pids if Path(f"/proc/{pid}").exists()}) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    return alive
+
+
 def test_updates_stay_fast_while_clients_loop_ten_year_charts(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -147,7 +165,7 @@ def test_updates_stay_fast_while_clients_loop_ten_year_charts(
             client.start()
         latencies: list[float] = []
         try:
-            time.sleep(1.0)  # every client has a chart in flight
+            time.sleep(0.5)  # every client has a chart in flight
             with httpx.Client(base_url=live.base_url, timeout=30) as device:
                 deadline = time.monotonic() + MEASURE_SECONDS
                 n = 1
@@ -163,6 +181,10 @@ def test_updates_stay_fast_while_clients_loop_ten_year_charts(
             stop.set()
             for client in clients:
                 client.join(timeout=60)
+        renderers = _descendants(live.server.process.pid)
+        assert renderers  # the fork server and its renderer
+    # The server was killed outright (SIGKILL): no renderer outlives it.
+    assert _wait_until_gone(renderers, seconds=5) == set()
 
     latencies.sort()
     median = statistics.median(latencies)

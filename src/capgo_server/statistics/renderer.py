@@ -26,11 +26,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
+from multiprocessing import forkserver
 
 from capgo_server.errors import ApiError
 from capgo_server.statistics import graph
 
-#: How often a renderer checks that the worker that started it is still there.
+#: How often a renderer checks that the server worker that started it is still there.
 _PARENT_CHECK_SECONDS = 1.0
 
 
@@ -53,18 +54,36 @@ def _start_method() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
+def _server_alive(server: int) -> bool:
+    try:
+        os.kill(server, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the pid now belongs to another user's process
+        return False
+    return True
+
+
+def _exit_with_server(server: int, parent: int) -> None:
+    while os.getppid() == parent and _server_alive(server):
         time.sleep(_PARENT_CHECK_SECONDS)
     os._exit(0)
 
 
-def _renderer_started() -> None:
+def _renderer_started(server: int) -> None:
     """In each renderer process: Ctrl-C is the server's to handle (it stops the pool), and a
-    renderer whose server was killed outright does not linger (its parent, the fork server,
-    exits with the server)."""
+    renderer whose server was killed outright does not linger.
+
+    A process of the fork server inherits the fork server's "clients alive" pipe, which keeps
+    the fork server running as long as the renderer does: the renderer closes it (it starts no
+    process), so the fork server exits with the server, and watches the server itself.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        forkserver._forkserver._forkserver_alive_fd = None  # type: ignore[attr-defined]
+    threading.Thread(target=_exit_with_server, args=(server, os.getppid()), daemon=True).start()
 
 
 class ChartRenderer:
@@ -111,6 +130,7 @@ class ChartRenderer:
                 max_workers=self.processes,
                 mp_context=_start_method(),
                 initializer=_renderer_started,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

@@ -31,6 +31,7 @@ from capgo_server.plugin.updates import updates_router
 from capgo_server.serving import tune_garbage_collector
 from capgo_server.settings import Settings
 from capgo_server.statistics.endpoints import statistics_router
+from capgo_server.statistics.renderer import ChartRenderer
 from capgo_server.storage.factory import make_store
 
 # Headers Capgo's API accepts cross-origin (spec §1.2).
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             idle_delay=settings.record_idle_delay_seconds,
         )
         recorder.start()
+        app.state.chart_renderer = chart_renderer = ChartRenderer(
+            settings.chart_renderers, settings.chart_wait_seconds
+        )
         if getattr(app.state, "tune_garbage_collector", False):
             tune_garbage_collector()
         try:
@@ -95,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await recorder.close()  # write the last recordings before the engine goes
             await update_cache.close()
+            chart_renderer.close()
             await downloads.finish_recording()
             await engine.dispose()
 

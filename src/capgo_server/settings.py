@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         "request more than 1 s.",
     )
 
+    chart_renderers: int = Field(
+        default=1,
+        ge=1,
+        description="Charts (?graph= on /statistics) each worker draws at once, each in a "
+        "process of its own beside the worker (pygal is pure Python: drawn in the worker, a "
+        "chart would stop every other request). Their database reads count too.",
+    )
+    chart_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a chart request waits for a free renderer before it is answered "
+        "503 charts_busy with Retry-After.",
+    )
+
     storage_url: str | None = Field(
         default=None,
         description="Where bundle files live: unset for files under data_dir/bundles, or "

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import date, timedelta
 
 import cairosvg
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import insert
 
-from tests.conftest import Account
+from capgo_server.models import DailyBandwidth
+from tests.conftest import Account, error_of
 from tests.statistics.support import (
     APP_ID,
     DEVICE_A,
@@ -23,6 +27,7 @@ from tests.statistics.support import (
 
 SVG = "{http://www.w3.org/2000/svg}"
 RANGE = {"from": "2026-06-01", "to": "2026-06-05"}
+MIB = 1024 * 1024
 
 
 def texts(svg: ET.Element) -> list[str]:
@@ -91,7 +96,7 @@ async def test_byte_charts_use_a_readable_unit(client: httpx.AsyncClient, alice:
 
     labels = texts(svg)
     assert f"Storage of App {APP_ID}" in labels
-    assert "KB" in labels  # a ~120 KB bundle
+    assert "KiB" in labels  # a ~120 KB bundle
     assert len(dots(svg)) == 5
 
 
@@ -132,3 +137,76 @@ async def test_the_chart_renders_to_png(
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert (width, height) == (960, 420)
     (tmp_path_factory.getbasetemp() / "statistics-mau.png").write_bytes(png)
+
+
+async def _ten_years_of_bandwidth(app: FastAPI, app_ids: list[str], last: date) -> date:
+    """A row per app and day for ten years up to ``last`` (app n sends n MiB a day), written
+    directly: no API back-dates downloads. The first day."""
+    first = last - timedelta(days=3649)
+    async with app.state.sessionmaker() as session:
+        await session.execute(
+            insert(DailyBandwidth),
+            [
+                {"app_id": app_id, "date": first + timedelta(days=i), "bandwidth": n * MIB}
+                for n, app_id in enumerate(app_ids, 1)
+                for i in range(3650)
+            ],
+        )
+        await session.commit()
+    return first
+
+
+async def test_a_ten_year_chart_is_drawn_by_month(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI
+) -> None:
+    await create_app(client, alice)
+    first = await _ten_years_of_bandwidth(app, [APP_ID], june(5))
+    query = {"from": first.isoformat(), "to": "2026-06-05", "graph": "bandwidth"}
+    content, svg = await _chart(client, f"/app/{APP_ID}", alice, **query)
+
+    labels = texts(svg)
+    assert "Month (UTC)" in labels
+    assert "MiB per month" in labels  # 28 to 31 MiB a month
+    assert "2016-06" in labels
+    assert len(dots(svg)) == 121  # a point per month, not 3,650 markers
+    assert plotted(svg)[1] == ("2016-07", "31")  # a month's MiB, summed
+    assert len(content) < 100_000  # the day-by-day chart was 1.2 MB
+
+
+async def test_a_breakdown_draws_the_largest_apps_and_sums_the_others(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI
+) -> None:
+    app_ids = [f"com.stats.app{n}" for n in range(1, 9)]
+    for app_id in app_ids:
+        await create_app(client, alice, app_id)
+    await _ten_years_of_bandwidth(app, app_ids, june(5))
+    query = {"from": "2026-06-01", "to": "2026-06-05", "graph": "bandwidth"}
+    _, svg = await _chart(client, f"/org/{alice.org_id}", alice, breakdown="true", **query)
+    legend = set(texts(svg))
+    # Apps 4 to 8 send the most; apps 1 to 3 (1 + 2 + 3 MiB a day) make one line.
+    assert {"All apps", "Other apps (3)", *app_ids[3:]} <= legend
+    assert not {"com.stats.app1", "com.stats.app2", "com.stats.app3"} & legend
+    assert "MiB per day" in legend
+    assert plotted(svg)[-5:] == [(f"2026-06-0{day}", "6") for day in range(1, 6)]
+    # Whole MiB on the axis: no needless decimals.
+    assert {"0", "10", "20", "30"} <= legend  # total: 36 MiB a day
+    assert not [label for label in legend if label.endswith(".00") or label.endswith(".0")]
+
+
+async def test_a_chart_beyond_the_renderers_is_refused_with_retry_after(
+    client: httpx.AsyncClient, alice: Account, app: FastAPI
+) -> None:
+    """Every renderer busy (the one slot taken here) for the whole wait: 503 ``charts_busy``."""
+    await create_app(client, alice)
+    renderer = app.state.chart_renderer
+    renderer.wait_seconds = 0.2
+    async with renderer.slot():
+        with on(june(5)):
+            response = await stats(client, f"/app/{APP_ID}", alice.headers, graph="mau", **RANGE)
+    assert response.status_code == 503, response.text
+    assert error_of(response) == (503, "charts_busy")
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["moreInfo"] == {"retry_after": 1}
+    with on(june(5)):  # the slot free again: drawn
+        response = await stats(client, f"/app/{APP_ID}", alice.headers, graph="mau", **RANGE)
+    assert response.status_code == 200, response.text

@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 
 from capgo_server.auth.principal import StatsKey
 from capgo_server.db.session import Session
-from capgo_server.openapi import error_responses
+from capgo_server.openapi import ErrorBody, error_responses
 from capgo_server.parsing import validate
 from capgo_server.routing import router
 from capgo_server.statistics import graph, service
-from capgo_server.statistics.measures import Usage
+from capgo_server.statistics.renderer import ChartRenderer
 from capgo_server.statistics.schemas import (
     BundleUsage,
     DayRangeQuery,
@@ -37,12 +37,23 @@ _REFUSALS = error_responses(
         401: "`invalid_apikey`, `no_jwt_apikey_or_subkey`, or no access",
     },
 )
+_CHARTS_BUSY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "`charts_busy` (with `graph` only): every chart renderer of the worker "
+        "stayed busy for `CAPGO_CHART_WAIT_SECONDS`; `Retry-After` says when to try again",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}
+        },
+    }
+}
 _SVG_OR_JSON: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"image/svg+xml": {"schema": {"type": "string"}}},
         "description": "The points as JSON, or an SVG chart when `graph` is given.",
     },
     **_REFUSALS,
+    **_CHARTS_BUSY,
 }
 
 
@@ -62,19 +73,39 @@ def _query(request: Request) -> StatisticsQuery:
     return validate(StatisticsQuery, dict(request.query_params))
 
 
-def _svg(query: StatisticsQuery, title: str, series: list[tuple[str, Usage]]) -> Response:
-    assert query.graph is not None
-    days = service.requested_days(query)
-    svg = graph.render(query.graph, title, days, series, (query.first, query.last))
+async def _chart(
+    request: Request,
+    session: Session,
+    subject: service.Subject,
+    query: StatisticsQuery,
+    breakdown: bool = False,
+) -> Response:
+    """The SVG chart of ``query.graph``: one line for the subject, plus one per app (bounded,
+    see graph.py) with ``breakdown``. Served a few at a time per worker, database reads included,
+    and drawn in a renderer process (statistics.renderer)."""
+    metric = query.graph
+    assert metric is not None
+    renderer: ChartRenderer = request.app.state.chart_renderer
+    requested = (query.first, query.last)
+    async with renderer.slot():
+        days = service.requested_days(query)
+        lines = await service.metric_by_app(session, subject, days, metric, per_app=breakdown)
+        if breakdown:  # the total is summed in the renderer, off the event loop
+            chart = graph.Chart(metric, subject.title, days.first, requested, [], apps=lines)
+        else:
+            chart = graph.Chart(metric, subject.title, days.first, requested, lines)
+        svg = await renderer.draw(chart)
     return Response(svg, media_type="image/svg+xml")
 
 
-async def _totals(session: Session, subject: service.Subject, query: StatisticsQuery) -> Response:
+async def _totals(
+    request: Request, session: Session, subject: service.Subject, query: StatisticsQuery
+) -> Response:
     """The subject's points summed over its apps, as JSON or a chart."""
+    if query.graph:
+        return await _chart(request, session, subject, query)
     days = service.requested_days(query)
     total = await service.total_usage(session, subject, days)
-    if query.graph:
-        return _svg(query, subject.title, [(subject.title, total)])
     # Built as plain dicts in the documented shape (thousands of points; see service.points).
     return JSONResponse(service.points(days, total))
 
@@ -90,7 +121,7 @@ async def app_statistics(
 ) -> Response:
     """One app's points per day (401 ``no_access_to_app`` for unknown and foreign apps)."""
     subject = await service.app_subject(session, principal, app_id)
-    return await _totals(session, subject, _query(request))
+    return await _totals(request, session, subject, _query(request))
 
 
 @statistics_router.get(
@@ -122,12 +153,12 @@ async def org_statistics(
     app's (``{"global", "byApp"}``)."""
     subject = await service.org_subject(session, principal, org_id)
     query = _query(request)
+    if query.graph:
+        return await _chart(request, session, subject, query, breakdown=query.breakdown)
     if not query.breakdown:
-        return await _totals(session, subject, query)
+        return await _totals(request, session, subject, query)
     days = service.requested_days(query)
     total, per_app = await service.usage_by_app(session, subject, days)
-    if query.graph:
-        return _svg(query, subject.title, [("All apps", total), *per_app.items()])
     return JSONResponse(service.breakdown(days, total, per_app))
 
 
@@ -140,4 +171,4 @@ async def org_statistics(
 async def user_statistics(request: Request, session: Session, principal: StatsKey) -> Response:
     """Points per day summed over every app the key may read, in all its organizations."""
     subject = await service.user_subject(session, principal)
-    return await _totals(session, subject, _query(request))
+    return await _totals(request, session, subject, _query(request))

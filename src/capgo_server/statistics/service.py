@@ -20,6 +20,7 @@ from capgo_server.statistics.measures import (
     Days,
     Usage,
     bundle_days,
+    daily_metric,
     daily_usage,
 )
 from capgo_server.statistics.schemas import (
@@ -135,6 +136,17 @@ async def usage_by_app(
     """The subject's daily totals, and each of its apps' own."""
     per_app = await daily_usage(session, subject.app_ids, days, per_app=True)
     return Usage.total(per_app.values(), len(days)), per_app
+
+
+async def metric_by_app(
+    session: AsyncSession, subject: Subject, days: Days, metric: str, *, per_app: bool
+) -> list[tuple[str, list[int]]]:
+    """One measure per day: each of the subject's apps' (``per_app``), or their sum named
+    after the subject."""
+    values = await daily_metric(session, subject.app_ids, days, metric, per_app=per_app)
+    if per_app:
+        return list(values.items())
+    return [(subject.title, values[ALL_APPS])]
 
 
 def bundle_usage(per_bundle: dict[str, dict[date, BundleDay]], days: Days) -> BundleUsage:

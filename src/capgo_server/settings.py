@@ -123,6 +123,25 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=1024 * 1024 * 1024, description="Largest bundle accepted by the upload (413)."
     )
+    bundle_max_uncompressed_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Largest total a bundle zip may unpack to, counted while unpacking it "
+        "(400 invalid_bundle_zip past it). A web bundle unpacks to a few MB to a few hundred MB.",
+    )
+    bundle_max_compression_ratio: int = Field(
+        default=100,
+        ge=1,
+        description="Largest ratio of a bundle zip's unpacked total to its size (400 "
+        "invalid_bundle_zip past it). Minified JavaScript, CSS and HTML compress 3 to 10 times; "
+        "a zip bomb 1000 times.",
+    )
+    bundle_max_entries: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most entries (files and folders) a bundle zip may hold (400 "
+        "invalid_bundle_zip past it). Web bundles hold hundreds to a few thousand files.",
+    )
     download_url_ttl_seconds: int = Field(
         default=7 * 24 * 3600, description="How long a signed bundle download URL stays valid."
     )

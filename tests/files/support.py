@@ -63,6 +63,19 @@ async def mark_deleted(app: FastAPI, app_id: str, name: str) -> None:
         )
 
 
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+#: What the Capgo CLI sends for an encrypted bundle: a 16-byte IV and the AES key encrypted with a
+#: 2048-bit RSA key (a 256-byte block), in base64; and the checksum, an RSA block of the same size
+#: in hex (CLI checksum v3) or base64 (v2). The server cannot decrypt them and checks only their
+#: shape, so fixed bytes stand in for them.
+SESSION_KEY = f"{_base64(bytes(range(16)))}:{_base64(bytes(range(256)))}"
+ENCRYPTED_CHECKSUM = bytes(range(255, -1, -1)).hex()
+ENCRYPTED_CHECKSUM_V2 = _base64(bytes(range(255, -1, -1)))
+
+
 def make_zip(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:

@@ -13,6 +13,8 @@ from sqlalchemy import update
 from capgo_server.models import Organization
 from tests.conftest import Account, error_of, make_key
 from tests.files.support import (
+    ENCRYPTED_CHECKSUM,
+    SESSION_KEY,
     TUS,
     UPLOADS,
     Tus,
@@ -231,9 +233,12 @@ class TestCreate:
             ({"session_key": "no-colon", "checksum": "ab"}, "invalid_session_key"),
             ({"session_key": "aXY=:a2V5" * 300, "checksum": "ab"}, "invalid_session_key"),
             ({"key_id": "MIIBCgKCAQEA"}, "invalid_session_key"),
-            ({"session_key": "aXY=:a2V5", "key_id": "x" * 21, "checksum": "ab"}, "invalid_key_id"),
-            ({"session_key": "aXY=:a2V5"}, "invalid_checksum"),
-            ({"session_key": "aXY=:a2V5", "checksum": "a" * 1001}, "invalid_checksum"),
+            (
+                {"session_key": SESSION_KEY, "key_id": "x" * 21, "checksum": ENCRYPTED_CHECKSUM},
+                "invalid_key_id",
+            ),
+            ({"session_key": SESSION_KEY}, "invalid_checksum"),
+            ({"session_key": SESSION_KEY, "checksum": "a" * 1001}, "invalid_checksum"),
         ],
     )
     async def test_encryption_fields_are_checked(
@@ -361,10 +366,10 @@ class TestCreate:
         assert error_of(response) == (400, "encryption_required")
         encrypted = await tus.create(
             bundle_path(alice, app_id, "1.0.0"),
-            10,
-            session_key="aXY=:a2V5",
+            16,
+            session_key=SESSION_KEY,
             key_id="MIIBCgKCAQEA",
-            checksum="deadbeef" * 32,
+            checksum=ENCRYPTED_CHECKSUM,
         )
         assert encrypted.status_code == 201, encrypted.text
 

@@ -18,7 +18,9 @@ from fastapi import FastAPI
 
 from tests.conftest import Account, error_of
 from tests.files.support import (
+    ENCRYPTED_CHECKSUM,
     OCTETS,
+    SESSION_KEY,
     TUS,
     UPLOADS,
     Tus,
@@ -321,21 +323,20 @@ class TestPatch:
         self, tus: Tus, alice: Account, app_id: str, app: FastAPI
     ) -> None:
         ciphertext = os.urandom(10_000)  # not a zip: encrypted bundles cannot be inspected
-        encrypted_checksum = "ab" * 256
         response = await tus.upload(
             bundle_path(alice, app_id, "1.0.0"),
             ciphertext,
-            session_key="aXZpdml2aXY=:ZW5jcnlwdGVka2V5",
+            session_key=SESSION_KEY,
             key_id="MIIBCgKCAQEAx",
-            checksum=encrypted_checksum,
+            checksum=ENCRYPTED_CHECKSUM,
         )
         assert response.status_code == 204, response.text
         bundle = await bundle_row(app, app_id, "1.0.0")
         assert bundle is not None
         assert (bundle.session_key, bundle.key_id, bundle.checksum, bundle.size) == (
-            "aXZpdml2aXY=:ZW5jcnlwdGVka2V5",
+            SESSION_KEY,
             "MIIBCgKCAQEAx",
-            encrypted_checksum,
+            ENCRYPTED_CHECKSUM,
             len(ciphertext),
         )
         assert await store_of(app).list_prefix("uploads/") == []

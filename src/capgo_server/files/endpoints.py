@@ -15,6 +15,7 @@ from capgo_server.db.session import Session, TransactionalRoute
 from capgo_server.errors import ApiError
 from capgo_server.files import downloads, service, signing, tus
 from capgo_server.files.schemas import DownloadLink, DownloadLinkRequest, FilesConfig, UploadStatus
+from capgo_server.files.zipsafety import ZipLimits
 from capgo_server.openapi import API_ERRORS, Responses, error_responses
 from capgo_server.parsing import documented_body, strict_json_body, validate
 from capgo_server.routing import router
@@ -96,6 +97,14 @@ class UploadLockedRoute(TransactionalRoute):
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def _zip_limits(settings: Settings) -> ZipLimits:
+    return ZipLimits(
+        max_entries=settings.bundle_max_entries,
+        max_uncompressed_bytes=settings.bundle_max_uncompressed_bytes,
+        max_compression_ratio=settings.bundle_max_compression_ratio,
+    )
 
 
 def _store(request: Request) -> BundleStore:
@@ -233,6 +242,7 @@ async def patch_upload(
             offset=offset,
             body=_received_body(request),
             declared_length=tus.content_length(request),
+            limits=_zip_limits(_settings(request)),
         )
     except service.UploadFailedError as failed:
         # A normal return, so that discarding the upload row is committed.

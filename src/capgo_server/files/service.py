@@ -40,12 +40,14 @@ from capgo_server.errors import ApiError
 from capgo_server.files.metadata import (
     BundleTarget,
     Encryption,
+    check_ciphertext_length,
     encryption_of,
     invalid_file_path,
     parse_target,
     plain_checksum_of,
 )
 from capgo_server.files.zipcheck import bundle_zip_problem
+from capgo_server.files.zipsafety import ZipLimits
 from capgo_server.models import Bundle, Upload
 from capgo_server.storage.base import BundleStore
 from capgo_server.storage.layout import upload_parts_prefix
@@ -130,6 +132,8 @@ async def create_upload(
     upload; ``location`` is the collection URL (for the ``upload_url`` of a pending duplicate)."""
     target = parse_target(metadata.get("filename"))
     encryption = encryption_of(metadata)
+    if encryption is not None:
+        check_ciphertext_length(length)
     checksum = None if encryption else plain_checksum_of(metadata)
     access = await authorize_app(
         session, principal, target.app_id, role=Role.upload, denied=APP_NOT_FOUND
@@ -247,6 +251,7 @@ async def receive(
     offset: int,
     body: AsyncIterable[bytes],
     declared_length: int | None,
+    limits: ZipLimits,
 ) -> tuple[int, Bundle | None]:
     """Store one PATCH body at ``offset``; returns the new offset and, when that was the last
     byte, the bundle just created. The caller holds :func:`upload_lock` and the row lock."""
@@ -265,7 +270,7 @@ async def receive(
         return upload.offset, None
     new_offset = offset + written
     if new_offset == upload.length:
-        return new_offset, await _finish(session, store, upload)
+        return new_offset, await _finish(session, store, upload, limits)
     moved = cast(
         CursorResult[Any],
         await session.execute(
@@ -330,7 +335,9 @@ async def _read_encryption(store: BundleStore, upload: Upload) -> Encryption | N
     return Encryption(**json.loads(raw))
 
 
-async def _finish(session: AsyncSession, store: BundleStore, upload: Upload) -> Bundle:
+async def _finish(
+    session: AsyncSession, store: BundleStore, upload: Upload, limits: ZipLimits
+) -> Bundle:
     """Assemble the bundle file, check it, and turn the upload into a bundle."""
     try:
         parts = await _stored_parts(store, upload)
@@ -363,10 +370,12 @@ async def _finish(session: AsyncSession, store: BundleStore, upload: Upload) -> 
                 {"expected": upload.checksum, "actual": sha256},
             )
             raise await _fail(session, store, upload, mismatch)
-        # An encrypted bundle is ciphertext: its layout cannot be checked here.
-        problem = await bundle_zip_problem(store, upload.path, size)
+        # An encrypted bundle is ciphertext: only its length can be checked, at creation.
+        problem = await bundle_zip_problem(store, upload.path, size, limits)
         if problem is not None:
-            refused = ApiError(400, "invalid_bundle_zip", problem, {"path": upload.path})
+            refused = ApiError(
+                400, "invalid_bundle_zip", problem.message, {"path": upload.path, **problem.details}
+            )
             raise await _fail(session, store, upload, refused)
     bundle = Bundle(
         app_id=upload.app_id,

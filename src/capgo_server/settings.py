@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from capgo_server.private_files import FOLDER_MODE, publish_private_text
+
 #: Values an operator might leave in a config file by mistake; never accepted as a real secret.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
 #: Words that mark a secret copied from an example rather than generated.
@@ -153,7 +155,8 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'capgo.db').resolve()}"
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create ``data_dir`` (owner-only: it holds the database, the secret and bundles)."""
+        self.data_dir.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
 
     def secret_problem(self) -> str | None:
         """Why ``CAPGO_SECRET`` cannot sign URLs in production, or ``None`` when it can."""
@@ -189,6 +192,5 @@ class Settings(BaseSettings):
         self.ensure_data_dir()
         secret_file = self.data_dir / ".secret"
         if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(48))
-            secret_file.chmod(0o600)
+            publish_private_text(secret_file, secrets.token_urlsafe(48))
         return secret_file.read_text().strip()

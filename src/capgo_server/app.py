@@ -19,6 +19,7 @@ from capgo_server.devices.endpoints import devices_router
 from capgo_server.errors import install_error_handlers
 from capgo_server.files import downloads
 from capgo_server.files.endpoints import files_router
+from capgo_server.forwarded import ForwardedHeadersMiddleware
 from capgo_server.members.endpoints import members_router
 from capgo_server.openapi import install_openapi
 from capgo_server.organizations.endpoints import organization_router
@@ -138,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         expose_headers=TUS_EXPOSED_HEADERS,
     )
+    # Added last, so it runs first: everything after it sees the client address it settled.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted_proxies=settings.trusted_proxy_networks)
 
     async def ok() -> dict[str, str]:
         """Liveness check."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -44,13 +45,17 @@ def fail(message: str) -> NoReturn:
 
 
 def _settings() -> Settings:
-    """The settings from the environment, or one clear line naming what is wrong."""
+    """The settings from the environment, or one clear line naming what is wrong; the data
+    directory (and a local bundle store) restricted to the server's user."""
     from pydantic import ValidationError
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from capgo_server.private_files import restrict_umask
     from capgo_server.settings import Settings
 
+    # Before anything is created: the database, the secret and the bundles are owner-only.
+    restrict_umask()
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -68,7 +73,35 @@ def _settings() -> Settings:
             settings.ensure_data_dir()
         except OSError as exc:
             fail(f"cannot create the data directory {settings.data_dir}: {exc.strerror or exc}")
+    _tighten_private_folders(settings)
     return settings
+
+
+def _tighten_private_folders(settings: Settings) -> None:
+    """Remove group and other permissions under the data directory and a ``file://`` bundle
+    store (an install made before they were created owner-only); says what it changed."""
+    from capgo_server.private_files import tighten_tree
+
+    folders = [settings.data_dir]
+    if settings.storage_url and settings.storage_url.startswith("file://"):
+        folders.append(Path(settings.storage_url.removeprefix("file://")))
+    for folder in folders:
+        try:
+            tightened = tighten_tree(folder)
+        except OSError as exc:  # another user's file: the server still runs, and says so
+            stderr.print(
+                f"warning: cannot restrict {escape(str(folder))} to its owner: {escape(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            continue
+        if tightened:
+            stderr.print(
+                f"restricted {tightened} files and folders under {escape(str(folder))} to their "
+                "owner (they were readable by other users)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 async def _migrate(url: str) -> None:

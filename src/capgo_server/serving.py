@@ -55,7 +55,9 @@ def run(app_factory: str, host: str, port: int, workers: int, app_dir: str = "")
         port=port,
         workers=workers,
         http=NoDelayH11Protocol,
-        proxy_headers=True,
+        # The app believes forwarded headers from CAPGO_TRUSTED_PROXIES only
+        # (capgo_server.forwarded); uvicorn's own handling would trust any loopback peer.
+        proxy_headers=False,
         log_level="info",
     )
     # What uvicorn.run does, but for the socket the workers get.

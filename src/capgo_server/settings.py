@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from capgo_server.private_files import FOLDER_MODE, publish_private_text
 
 #: Values an operator might leave in a config file by mistake; never accepted as a real secret.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
@@ -26,6 +29,8 @@ PLACEHOLDER_WORDS = (
     "yoursecret",
     "placeholder",
 )
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 #: Shortest ``CAPGO_SECRET`` accepted in production (characters).
 MIN_SECRET_LENGTH = 32
 
@@ -33,6 +38,23 @@ MIN_SECRET_LENGTH = 32
 def is_placeholder_secret(value: str) -> bool:
     text = value.strip().lower()
     return text in PLACEHOLDER_SECRETS or any(word in text for word in PLACEHOLDER_WORDS)
+
+
+def parse_trusted_proxies(value: str) -> tuple[IPNetwork, ...]:
+    """``CAPGO_TRUSTED_PROXIES``: comma-separated IP addresses or CIDR networks (``""``: none).
+
+    Raises ``ValueError`` naming the first entry that is neither (uvicorn would take it as a
+    literal that matches nothing, and the operator would not learn why).
+    """
+    networks = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network") from None
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -44,7 +66,16 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy async URL; defaults to a SQLite file under data_dir.",
     )
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where clients reach the server: download and upload URLs are built on it.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IP addresses or CIDR networks of the reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; empty: no one's (capgo_server."
+        "forwarded).",
+    )
     secret: str | None = Field(
         default=None,
         description="Signs download URLs. Required in production; generated and kept "
@@ -146,6 +177,16 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, description="How long a signed bundle download URL stays valid."
     )
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_trusted_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_trusted_proxies(self.trusted_proxies)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -153,7 +194,8 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'capgo.db').resolve()}"
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create ``data_dir`` (owner-only: it holds the database, the secret and bundles)."""
+        self.data_dir.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
 
     def secret_problem(self) -> str | None:
         """Why ``CAPGO_SECRET`` cannot sign URLs in production, or ``None`` when it can."""
@@ -189,6 +231,5 @@ class Settings(BaseSettings):
         self.ensure_data_dir()
         secret_file = self.data_dir / ".secret"
         if not secret_file.exists():
-            secret_file.write_text(secrets.token_urlsafe(48))
-            secret_file.chmod(0o600)
+            publish_private_text(secret_file, secrets.token_urlsafe(48))
         return secret_file.read_text().strip()

@@ -64,7 +64,7 @@ class TestCreate:
         response = await tus.create(bundle_path(alice, app_id, "1.0.0"), 1000)
         assert response.status_code == 201, response.text
         location = response.headers["location"]
-        assert location.startswith(f"http://capgo.test{UPLOADS}")
+        assert location.startswith(f"{app.state.settings.public_url}{UPLOADS}")
         upload_id = location.rsplit("/", 1)[1]
         assert uuid.UUID(upload_id)
         assert response.headers["tus-resumable"] == "1.0.0"
@@ -319,6 +319,22 @@ class TestCreate:
         await mark_deleted(app, app_id, "1.0.0")
         response = await tus.create(bundle_path(alice, app_id, "1.0.0"), 10)
         assert error_of(response) == (400, "version_already_exists")
+
+    async def test_upload_urls_are_on_the_public_url_whatever_the_host_header(
+        self, tus: Tus, alice: Account, app: FastAPI, app_id: str
+    ) -> None:
+        # The client picks Host; an upload URL built on it would send the uploader's next PATCH
+        # (API key included) wherever the forger chose.
+        forged = {"Host": "attacker.example"}
+        uploads = f"{app.state.settings.public_url}{UPLOADS}"
+        first = await tus.create(bundle_path(alice, app_id, "1.0.0"), 10, extra_headers=forged)
+        assert first.status_code == 201, first.text
+        upload_id = first.headers["location"].removeprefix(uploads)
+        assert first.headers["location"] == f"{uploads}{upload_id}"
+        assert uuid.UUID(upload_id)
+        again = await tus.create(bundle_path(alice, app_id, "1.0.0"), 10, extra_headers=forged)
+        assert error_of(again) == (400, "version_already_exists")
+        assert again.json()["moreInfo"]["upload_url"] == f"{uploads}{upload_id}"
 
     async def test_version_being_uploaded_is_refused(
         self, tus: Tus, client: httpx.AsyncClient, alice: Account, app: FastAPI, app_id: str

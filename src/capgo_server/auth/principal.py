@@ -90,9 +90,9 @@ class Principal:
 
 
 def client_ip(request: Request) -> str:
-    """The peer address. Forwarded headers are honoured only through uvicorn's
-    ``--forwarded-allow-ips``, never read from the request directly (a client could forge them).
-    """
+    """The peer address, or the address a proxy named in ``CAPGO_TRUSTED_PROXIES`` forwarded
+    (``capgo_server.forwarded`` settles it); never read from the headers here (a client could
+    forge them)."""
     return request.client.host if request.client else "unknown"
 
 

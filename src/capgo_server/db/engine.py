@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from capgo_server.private_files import prepare_sqlite_file
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
@@ -55,6 +58,8 @@ def open_sqlite_transaction(connection: Connection) -> None:
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` with the per-connection settings each engine needs."""
     if is_sqlite(url):
+        # Created owner-only before SQLite opens it: it holds every key not stored hashed.
+        prepare_sqlite_file(make_url(url).database or "")
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
         event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)

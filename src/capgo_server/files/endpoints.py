@@ -117,14 +117,10 @@ def _tus_headers(**extra: str) -> dict[str, str]:
 
 
 def _uploads_url(request: Request) -> str:
-    """Where uploads live: under ``CAPGO_PUBLIC_URL`` when it is set, else as the client
-    reached us."""
-    settings = _settings(request)
-    if "public_url" in settings.model_fields_set:
-        base = settings.public_url
-    else:
-        base = str(request.base_url)
-    return f"{base.rstrip('/')}/files{UPLOADS}"
+    """Where uploads live: under ``CAPGO_PUBLIC_URL``, as download URLs are. Never from the
+    request's ``Host``, which the client chooses: a forged one would send the uploader's next
+    PATCH (with its API key) wherever it names."""
+    return f"{_settings(request).public_url.rstrip('/')}/files{UPLOADS}"
 
 
 async def _received_body(request: Request) -> AsyncIterator[bytes]:

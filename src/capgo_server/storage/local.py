@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path, PurePosixPath
 
+from capgo_server.private_files import FOLDER_MODE, open_private_file
 from capgo_server.storage.base import StoredObjectMissingError
 
 READ_CHUNK = 256 * 1024
@@ -37,14 +38,15 @@ def _sync_folder(folder: Path) -> None:
 
 
 def _make_folders(folder: Path) -> None:
-    """``mkdir -p``, syncing the parent of every folder it creates (so they survive a crash)."""
+    """``mkdir -p``, owner-only, syncing the parent of every folder it creates (so they survive
+    a crash)."""
     created = []
     ancestor = folder
     while not ancestor.exists():
         created.append(ancestor)
         ancestor = ancestor.parent
-    folder.mkdir(parents=True, exist_ok=True)
     for new in reversed(created):
+        new.mkdir(mode=FOLDER_MODE, exist_ok=True)
         _sync_folder(new.parent)
 
 
@@ -63,7 +65,9 @@ class LocalBundleStore:
         # Write beside the target and rename: a reader never sees a half-written file.
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         written = 0
-        handle = await asyncio.to_thread(partial.open, "wb")
+        # Owner-only whatever the umask: bundles and upload parts are the customers' code.
+        descriptor = await asyncio.to_thread(open_private_file, partial)
+        handle = os.fdopen(descriptor, "wb")
         try:
             async for chunk in chunks:
                 await asyncio.to_thread(handle.write, chunk)

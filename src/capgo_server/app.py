@@ -14,7 +14,7 @@ from capgo_server.apps.endpoints import apps_router
 from capgo_server.auth.ratelimit import FixedWindowLimiter, RateLimiters
 from capgo_server.bundles.endpoints import bundles_router
 from capgo_server.channels.endpoints import channels_router
-from capgo_server.db.engine import make_engine, make_sessionmaker
+from capgo_server.db.engine import make_engine, make_sessionmaker, pool_options
 from capgo_server.devices.endpoints import devices_router
 from capgo_server.errors import install_error_handlers
 from capgo_server.files import downloads
@@ -79,7 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(
+            settings.resolved_database_url,
+            **pool_options(
+                settings.db_pool_size, settings.db_max_overflow, settings.db_pool_timeout_seconds
+            ),
+        )
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         # The device hot path's per-worker state (plugin.update_cache, plugin.recorder).

@@ -12,9 +12,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("capgo_server")
+
+#: ``Retry-After`` of a 503 answered because no database connection was free in time.
+BUSY_RETRY_AFTER_SECONDS = 2
 
 
 class ApiError(Exception):
@@ -74,6 +78,29 @@ async def _http_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
+def service_unavailable() -> ApiError:
+    """503 ``service_unavailable`` with ``Retry-After``: the server is overloaded right now."""
+    return ApiError(
+        503,
+        "service_unavailable",
+        "The server is too busy to answer now; retry later",
+        {"retry_after": BUSY_RETRY_AFTER_SECONDS},
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _pool_exhausted_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Every database connection stayed busy for CAPGO_DB_POOL_TIMEOUT_SECONDS: an overload
+    # (or connections stuck on locks), not a bug in this request. Answer at once so the client
+    # backs off, instead of a 500 or a longer stall.
+    assert isinstance(exc, PoolTimeoutError)
+    logger.warning(
+        "no database connection free for %s %s: answered 503", request.method, request.url.path
+    )
+    error = service_unavailable()
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
 async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
     logger.exception(
@@ -91,4 +118,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(PoolTimeoutError, _pool_exhausted_handler)
     app.add_exception_handler(Exception, _unexpected_error_handler)

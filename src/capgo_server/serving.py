@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
+
+from capgo_server.read_timeouts import ReadTimeoutH11Protocol
 
 logger = logging.getLogger("uvicorn.error")
 S = TypeVar("S", bound=socket.socket)
@@ -25,8 +26,9 @@ S = TypeVar("S", bound=socket.socket)
 GC_YOUNG_THRESHOLD = 10_000
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, with Nagle's algorithm off on every TCP connection.
+class NoDelayH11Protocol(ReadTimeoutH11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with Nagle's algorithm off on every TCP connection (and
+    slow clients' connections closed: :mod:`capgo_server.read_timeouts`).
 
     asyncio turns ``TCP_NODELAY`` on only for sockets whose protocol number is ``IPPROTO_TCP``.
     With ``--workers`` above 1, the listening sockets are made as ``socket.socket(AF_INET)``

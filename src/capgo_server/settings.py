@@ -141,6 +141,39 @@ class Settings(BaseSettings):
         description="How long a chart request waits for a free renderer before it is answered "
         "503 charts_busy with Retry-After.",
     )
+    db_pool_size: int = Field(
+        default=5, ge=1, description="Database connections each worker keeps open."
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        description="Connections a worker may open beyond CAPGO_DB_POOL_SIZE under load.",
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long a request waits for a free database connection before it is "
+        "answered 503 service_unavailable with Retry-After.",
+    )
+    header_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="A request's headers must all arrive within this many seconds of its first "
+        "byte (of the connection opening, for the first request); else the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between two pieces of a request body, and the grace before "
+        "CAPGO_BODY_MIN_BYTES_PER_SECOND applies; else the connection is closed.",
+    )
+    body_min_bytes_per_second: float = Field(
+        default=500.0,
+        ge=0,
+        description="After its first CAPGO_BODY_TIMEOUT_SECONDS, a request body must average at "
+        "least this rate (the time the server itself is not reading is not counted); else the "
+        "connection is closed. 0 turns the rule off.",
+    )
 
     storage_url: str | None = Field(
         default=None,

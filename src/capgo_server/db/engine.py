@@ -68,5 +68,15 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+def pool_options(pool_size: int, max_overflow: int, pool_timeout: float) -> dict[str, Any]:
+    """The connection pool's size and checkout wait, as :func:`make_engine` keyword arguments.
+
+    The wait is short on purpose: a request that cannot get a connection in time is answered
+    503 with ``Retry-After`` (``errors``) instead of stalling its client, and every request
+    queued behind it, for SQLAlchemy's default of 30 seconds.
+    """
+    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from capgo_server.auth.principal import ReadKey, UploadKey
-from capgo_server.db.session import Session, TransactionalRoute
+from capgo_server.db.session import Session, TransactionalRoute, release_connection
 from capgo_server.errors import ApiError
 from capgo_server.files import downloads, service, signing, tus
 from capgo_server.files.schemas import DownloadLink, DownloadLinkRequest, FilesConfig, UploadStatus
@@ -82,7 +82,10 @@ _NO_CONTENT: Responses = {
 
 class UploadLockedRoute(TransactionalRoute):
     """Holds the upload's lock from before its transaction opens until after it commits, so the
-    next PATCH of the same upload in this process sees the committed offset."""
+    next PATCH of the same upload in this process sees the committed offset. The PATCH streams
+    its body itself, after giving its connection back (``patch_upload``)."""
+
+    reads_body_first = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -229,15 +232,23 @@ async def patch_upload(
     tus.require_offset_content_type(request)
     offset = tus.upload_offset(request)
     store = _store(request)
-    upload = await service.load_upload(session, principal, upload_id, lock=True)
+    upload = await service.load_upload(session, principal, upload_id)
+    service.check_offset(upload, offset=offset, declared_length=tus.content_length(request))
+    # The body may take minutes: no database connection waits for it (db.session).
+    await release_connection(session)
+    written = await service.store_part(store, upload, offset=offset, body=_received_body(request))
     try:
-        new_offset, bundle = await service.receive(
+        upload = await service.load_upload(session, principal, upload_id, lock=True)
+    except ApiError:  # terminated (or the key lost the app) while the body arrived
+        await store.delete(service.part_path(upload_id, offset))
+        raise
+    try:
+        new_offset, bundle = await service.record_part(
             session,
             store,
             upload,
             offset=offset,
-            body=_received_body(request),
-            declared_length=tus.content_length(request),
+            written=written,
             limits=_zip_limits(_settings(request)),
         )
     except service.UploadFailedError as failed:

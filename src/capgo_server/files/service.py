@@ -6,9 +6,12 @@ client keeps what arrived (the part is written with the bytes received and the o
 by that much); a PATCH that fails for any other reason stores nothing and leaves the offset as it
 was. Either way the client asks HEAD for the offset and continues from there.
 
-PATCHes of one upload are serialized: by a row lock on PostgreSQL (across processes) and by a lock
-in this process (which is all a SQLite deployment has), and the offset moves by a conditional
-UPDATE, so a part is only ever replaced by a PATCH at the same offset.
+A PATCH holds no database connection while its body arrives: it checks the offset in a first
+short transaction, streams the body into its part, then moves the offset in a second one. PATCHes
+of one upload are serialized by a lock in this process (which is all a SQLite deployment has);
+across processes the second transaction takes the row lock (PostgreSQL) and moves the offset only
+from where the PATCH started, so of two PATCHes at the same offset one is answered 409, and a
+part is only ever replaced by a PATCH at the same offset.
 
 When the last byte arrives the parts are streamed, concatenated, into the bundle's file while its
 SHA-256 is computed; the checksum and the zip layout are checked, then the bundle row replaces the
@@ -243,30 +246,46 @@ async def _limited(body: AsyncIterable[bytes], limit: int) -> AsyncIterator[byte
             yield chunk
 
 
-async def receive(
+def check_offset(upload: Upload, *, offset: int, declared_length: int | None) -> None:
+    """Refuse a PATCH before its body is read: 409 when ``offset`` is not the upload's, 413
+    when the declared length goes past the upload's end."""
+    if offset != upload.offset:
+        raise offset_mismatch(upload.offset)
+    if declared_length is not None and declared_length > upload.length - upload.offset:
+        raise length_exceeded(upload)
+
+
+async def store_part(
+    store: BundleStore, upload: Upload, *, offset: int, body: AsyncIterable[bytes]
+) -> int:
+    """Stream one PATCH body into the part at ``offset``; returns the bytes stored. Called
+    holding no database connection: a client sends its chunk as slowly as it likes."""
+    key = part_path(upload.id, offset)
+    try:
+        written = await store.write(key, _limited(body, upload.length - offset))
+    except _BodyTooLongError:
+        raise length_exceeded(upload) from None
+    if written == 0:
+        await store.delete(key)
+    return written
+
+
+async def record_part(
     session: AsyncSession,
     store: BundleStore,
     upload: Upload,
     *,
     offset: int,
-    body: AsyncIterable[bytes],
-    declared_length: int | None,
+    written: int,
     limits: ZipLimits,
 ) -> tuple[int, Bundle | None]:
-    """Store one PATCH body at ``offset``; returns the new offset and, when that was the last
-    byte, the bundle just created. The caller holds :func:`upload_lock` and the row lock."""
+    """Move the offset past a part :func:`store_part` stored; returns the new offset and, when
+    that was the last byte, the bundle just created. ``upload`` was read again under the row
+    lock after the part was stored, so another process's PATCH at the same offset that got
+    there first is answered 409 here."""
     if offset != upload.offset:
         raise offset_mismatch(upload.offset)
-    remaining = upload.length - upload.offset
-    if declared_length is not None and declared_length > remaining:
-        raise length_exceeded(upload)
-    key = part_path(upload.id, offset)
-    try:
-        written = await store.write(key, _limited(body, remaining))
-    except _BodyTooLongError:
-        raise length_exceeded(upload) from None
     if written == 0:
-        await store.delete(key)
         return upload.offset, None
     new_offset = offset + written
     if new_offset == upload.length:

@@ -66,6 +66,8 @@ POLL_SECONDS = 1.0
 #: Changed stamps are looked for this far before the previous poll, so a transaction that
 #: commits a while after it stamped (or a worker whose clock is a little behind) is still seen.
 POLL_SLACK = timedelta(seconds=30)
+#: How long the request that starts a poll waits for it before answering from memory.
+POLL_WAIT_SECONDS = 0.1
 #: No snapshot is used longer than this, whatever the polls say.
 MAX_AGE_SECONDS = 60.0
 #: The share of :data:`MAX_AGE_SECONDS` after which a snapshot is reloaded in the background:
@@ -200,7 +202,7 @@ class UpdateCache:
         now = time.monotonic()
         if now >= self._next_poll:
             self._next_poll = now + self.poll_seconds  # one poll at a time
-            await self._poll()
+            await self._poll_in_background()
         snapshot = self._snapshots.get(app_id)
         if snapshot is not None:
             age = now - snapshot.loaded_at
@@ -280,6 +282,19 @@ class UpdateCache:
                 del self._snapshots[next(iter(self._snapshots))]
             self._snapshots[app_id] = snapshot
         return snapshot
+
+    async def _poll_in_background(self) -> None:
+        """Start a poll, and wait for it at most :data:`POLL_WAIT_SECONDS`.
+
+        A poll takes a millisecond or two, so the request that starts it normally answers with
+        what it found. But it needs a database connection, and when the pool has none free it
+        would wait for one (``CAPGO_DB_POOL_TIMEOUT_SECONDS``): the request then answers from the
+        snapshots it has while the poll goes on without it.
+        """
+        poll = asyncio.get_running_loop().create_task(self._poll())
+        self._refreshes.add(poll)
+        poll.add_done_callback(self._refreshes.discard)
+        await asyncio.wait({poll}, timeout=POLL_WAIT_SECONDS)
 
     async def _poll(self) -> None:
         """Drop the snapshots of apps other workers changed (their stamp moved), and all of

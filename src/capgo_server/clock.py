@@ -33,8 +33,29 @@ def frozen_at(moment: datetime) -> Iterator[None]:
 
 
 def as_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive value is taken to be UTC already (as stored on SQLite)."""
+    """``value`` in UTC; a naive value is taken to be UTC already (as stored on SQLite).
+
+    Raises ``OverflowError`` when the instant in UTC falls outside the calendar: request input
+    goes through :func:`checked_utc` instead.
+    """
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def checked_utc(value: datetime) -> datetime:
+    """A timestamp from a request, in UTC; ``ValueError`` when its instant lies outside the
+    calendar (years 1 to 9999) once converted: ``0001-01-01T00:00:00+14:00`` is in the year 0
+    in UTC and ``9999-12-31T23:59:59-14:00`` in the year 10000, which Python cannot represent
+    (and the database could not store)."""
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError("the timestamp falls outside the calendar in UTC") from None
+
+
+def parse_utc_timestamp(text: str) -> datetime:
+    """An ISO 8601 timestamp from a request, in UTC (naive is UTC); ``ValueError`` when it is
+    not one or lies outside the calendar in UTC (:func:`checked_utc`)."""
+    return checked_utc(datetime.fromisoformat(text))
 
 
 def to_js_iso(value: datetime) -> str:

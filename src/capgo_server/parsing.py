@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
 from capgo_server.errors import ApiError, invalid_body
+from capgo_server.integers import digits_at_most
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -34,11 +35,12 @@ async def read_body(request: Request) -> bytes:
     and ``body()`` return), so a dependency and the handler can both read it.
     """
     limit: int = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
+    declared = request.headers.get("content-length", "")
     too_large = ApiError(
         413, "body_too_large", f"Request body exceeds {limit} bytes", {"max_bytes": limit}
     )
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    # Digits past the limit (however many) are too large; anything else is left to the stream.
+    if declared.isascii() and declared.isdigit() and digits_at_most(declared, limit) is None:
         raise too_large
     chunks: list[bytes] = []
     size = 0

@@ -22,6 +22,13 @@ _SEMVER = re.compile(
 
 INTERNAL_VERSION_NAMES = frozenset({"builtin", "unknown"})
 
+#: The width of a bundle's name column (``app_versions.name``, and an upload's ``version_name``).
+BUNDLE_NAME_LENGTH = 255
+#: The longest version a bundle may be given. A stored bundle's file is ``<version>.zip``, one
+#: path component, and file systems hold at most 255 bytes there (semver is ASCII): a longer
+#: version could be recorded but never stored, and its upload failed after its last byte.
+MAX_VERSION_LENGTH = BUNDLE_NAME_LENGTH - len(".zip")
+
 
 def is_app_id(value: object) -> bool:
     """A reverse-domain app id such as ``com.example.app`` (at least one dot)."""
@@ -33,8 +40,22 @@ def is_device_id(value: object) -> bool:
 
 
 def is_semver(value: object) -> bool:
-    """Strict SemVer 2.0: no ``v`` prefix, no leading zeros, optional pre-release and build."""
-    return isinstance(value, str) and _SEMVER.fullmatch(value) is not None
+    """Strict SemVer 2.0: no ``v`` prefix, no leading zeros, optional pre-release and build;
+    at most :data:`MAX_VERSION_LENGTH` characters."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_VERSION_LENGTH
+        and _SEMVER.fullmatch(value) is not None
+    )
+
+
+def version_details(version: object) -> dict[str, object]:
+    """``moreInfo`` of an ``invalid_version_format`` refusal: the version, and the length limit
+    when that is what it broke (a well-formed version can still be too long)."""
+    details: dict[str, object] = {"version": version}
+    if isinstance(version, str) and len(version) > MAX_VERSION_LENGTH:
+        details["max_length"] = MAX_VERSION_LENGTH
+    return details
 
 
 def is_internal_version_name(name: str) -> bool:

@@ -31,6 +31,8 @@ from tests.files.support import (
 from tests.storage.s3_support import S3Server
 
 APP_ID = "com.example.app"
+#: One digit past Python's limit on converting strings to integers.
+DIGITS_4301 = "9" * 4301
 
 
 @pytest.fixture
@@ -214,6 +216,9 @@ class TestRead:
             ("bytes=-300", -300, None),
             ("bytes=10-99999999", 10, None),
             ("bytes=-99999999", 0, None),
+            # Past Python's 4,300-digit int conversion limit (was a 500).
+            ("bytes=10-" + DIGITS_4301, 10, None),
+            ("bytes=-" + DIGITS_4301, 0, None),
         ],
     )
     async def test_single_ranges(
@@ -238,7 +243,9 @@ class TestRead:
         )
         assert await bandwidth(app) == {APP_ID: len(expected)}
 
-    @pytest.mark.parametrize("header", ["bytes=999999999-", "bytes=-0", "bytes=500-100"])
+    @pytest.mark.parametrize(
+        "header", ["bytes=999999999-", "bytes=-0", "bytes=500-100", f"bytes={DIGITS_4301}-"]
+    )
     async def test_unsatisfiable_ranges(
         self,
         client: httpx.AsyncClient,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ from capgo_server.auth.access import (
 )
 from capgo_server.auth.keys import KeyMode, new_key_value, sha256_hex
 from capgo_server.auth.principal import Principal
-from capgo_server.clock import utcnow
+from capgo_server.clock import checked_utc, utcnow
 from capgo_server.errors import ApiError
 from capgo_server.models import ApiKey, App, Organization
 
@@ -50,11 +50,9 @@ def _parse_expiry(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise ApiError(400, "invalid_expiration_date", "Invalid expiration date format")
     try:
-        parsed = _DATETIME.validate_python(value)
-    except ValidationError as exc:
+        parsed = checked_utc(_DATETIME.validate_python(value))
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ApiError(400, "invalid_expiration_date", "Invalid expiration date format") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=utcnow().tzinfo)
     if parsed <= utcnow():
         raise ApiError(400, "invalid_expiration_date", "Expiration date must be in the future")
     return parsed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from capgo_server.integers import BIGINT_MAX
 from capgo_server.schema_types import JsDatetime, Page
 
 #: Longest ``retention`` accepted (seconds, two years): ``PUT /app`` refuses this and above.
@@ -34,7 +35,7 @@ class AppOut(BaseModel):
 
 class AppListQuery(BaseModel):
     page: Page = 0
-    limit: int = Field(default=50, ge=1, description="Rows per page (at most 100).")
+    limit: int = Field(default=50, ge=1, le=BIGINT_MAX, description="Rows per page (at most 100).")
     org_id: str | None = Field(default=None, description="Only the apps of this organization.")
 
 

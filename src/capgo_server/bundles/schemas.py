@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from capgo_server.schema_types import JsDatetime, Page
+from capgo_server.validation import MAX_VERSION_LENGTH
 
 #: ``key_id`` is the first 20 characters of the public key a bundle was encrypted with.
 MAX_KEY_ID_LENGTH = 20
@@ -71,7 +72,7 @@ class BundleCreate(BaseModel):
     """The body (or query) of ``POST /bundle``: a bundle hosted at an HTTPS URL."""
 
     app_id: str
-    version: str = Field(max_length=255)
+    version: str = Field(max_length=MAX_VERSION_LENGTH)
     external_url: str = Field(max_length=2000)
     checksum: str = Field(max_length=1000)
     session_key: str | None = Field(default=None, max_length=2000)

@@ -23,13 +23,13 @@ from capgo_server.bundles.schemas import BundleCreate, MetadataText
 from capgo_server.channels.service import set_channel_bundle
 from capgo_server.clock import utcnow
 from capgo_server.errors import ApiError
+from capgo_server.integers import parse_int
 from capgo_server.models import Bundle, Channel, Organization
 from capgo_server.parsing import validate
-from capgo_server.validation import checked_app_id, is_semver, request_app_id
+from capgo_server.validation import checked_app_id, is_semver, request_app_id, version_details
 
 PAGE_SIZE = 50
 EXTERNAL_PROVIDER = "external"
-_MAX_ID = 2**63 - 1
 
 
 def _no_access(code: str, app_id: str) -> ApiError:
@@ -37,13 +37,9 @@ def _no_access(code: str, app_id: str) -> ApiError:
 
 
 def positive_id(value: object) -> int | None:
-    """A row id given as a JSON integer or a string of digits; ``None`` for anything else
-    (which then names no row)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_ID:
-        return value
-    return None
+    """A row id given as a JSON integer or a string of digits; ``None`` for anything else,
+    including a value no ``BIGINT`` id can have (which then names no row)."""
+    return parse_int(value, minimum=1)
 
 
 def _live(app_id: str) -> Select[Bundle]:
@@ -190,7 +186,7 @@ def _checked_create_body(data: dict[str, Any]) -> tuple[str, BundleCreate]:
             400,
             "invalid_version_format",
             "Version must be valid semver format (e.g., 1.0.0, 1.0.0-alpha.1)",
-            {"version": data["version"]},
+            version_details(data["version"]),
         )
     fields = {k: data.get(k) for k in BundleCreate.model_fields if k != "app_id"}
     return app_id, validate(BundleCreate, {**fields, "app_id": app_id})

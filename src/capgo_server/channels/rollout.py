@@ -36,13 +36,12 @@ def _echo(value: Any) -> Any:
 
 
 def checked_percentage(value: Any) -> float:
-    """``value`` as a percentage, or 400 ``invalid_rollout_percentage``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 100
-    ):
+    """``value`` as a percentage, or 400 ``invalid_rollout_percentage``.
+
+    Compared, never converted, before the range is known: ``float()`` of a JSON integer of a
+    few hundred digits overflows, and NaN and the infinities fail the comparison.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
         raise ApiError(
             400,
             "invalid_rollout_percentage",

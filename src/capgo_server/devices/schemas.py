@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from capgo_server.integers import BIGINT_MAX
 from capgo_server.schema_types import JsDatetime
 
 
@@ -44,7 +45,9 @@ class DeviceQueryDoc(BaseModel):
     device_id: str | None = None
     customIdMode: bool = False
     cursor: str | None = Field(default=None, description="`nextCursor` of the previous page")
-    limit: int = Field(default=50, ge=1, description="Page size; values above 100 give 100")
+    limit: int = Field(
+        default=50, ge=1, le=BIGINT_MAX, description="Page size; values above 100 give 100"
+    )
 
 
 class DeviceLink(BaseModel):

@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from capgo_server.auth.access import authorize_app, cannot_access_app
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
+from capgo_server.clock import parse_utc_timestamp
 from capgo_server.devices.overrides import pin_override, remove_override
 from capgo_server.devices.schemas import DeviceOut, DevicePage
 from capgo_server.errors import ApiError, invalid_body
+from capgo_server.integers import parse_int
 from capgo_server.models import Bundle, Channel, ChannelOverride, Device
 from capgo_server.validation import checked_app_id
 
@@ -28,7 +30,6 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 #: The ``device_id`` column's width; the id's format is otherwise free (spec §3.5).
 MAX_DEVICE_ID_LENGTH = 64
-_MAX_ID = 2**63 - 1
 
 CURSOR_SEPARATOR = "|"
 
@@ -95,12 +96,8 @@ def parse_limit(value: object) -> int:
     ``invalid_limit``."""
     if value is None or value == "":
         return DEFAULT_LIMIT
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
-        number = int(value)
-    if number is None or number < 1:
+    number = parse_int(value, minimum=1)
+    if number is None:
         raise ApiError(400, "invalid_limit", "limit must be a positive integer", {"limit": value})
     return min(number, MAX_LIMIT)
 
@@ -121,11 +118,9 @@ def parse_cursor(value: object) -> tuple[datetime, str]:
     if not separator or not device_id:
         raise invalid
     try:
-        updated_at = datetime.fromisoformat(moment)
+        updated_at = parse_utc_timestamp(moment)
     except ValueError as exc:
         raise invalid from exc
-    if updated_at.tzinfo is None:
-        updated_at = updated_at.replace(tzinfo=UTC)
     return updated_at, device_id
 
 
@@ -205,11 +200,11 @@ async def _find_channel(
         )
         if channel is not None or not (by_id and reference.isascii() and reference.isdigit()):
             return channel
-        reference = int(reference)
-    if not 0 < reference <= _MAX_ID:
+    channel_id = parse_int(reference, minimum=1)
+    if channel_id is None:
         return None
     return await session.scalar(
-        select(Channel).where(Channel.app_id == app_id, Channel.id == reference)
+        select(Channel).where(Channel.app_id == app_id, Channel.id == channel_id)
     )
 
 

@@ -19,6 +19,7 @@ from capgo_server.auth.roles import Role
 from capgo_server.clock import utcnow
 from capgo_server.db.upsert import add_to_counters
 from capgo_server.errors import ApiError
+from capgo_server.integers import digits_at_most
 from capgo_server.models import Bundle, DailyBandwidth
 from capgo_server.storage.base import BundleStore
 
@@ -53,7 +54,9 @@ def requested_range(header: str | None, size: int) -> ByteRange | None:
     """The single byte range asked for, or ``None`` for the whole file.
 
     Malformed headers and multi-range requests are ignored (the whole file is sent, as RFC 9110
-    allows); a range outside the file, or whose end precedes its start, is 416.
+    allows); a range outside the file, or whose end precedes its start, is 416. Positions may
+    have any number of digits: one past the file counts as the file's size (RFC 9110: a last
+    position past the end means the end, a suffix longer than the file means all of it).
     """
     if header is None:
         return None
@@ -61,15 +64,21 @@ def requested_range(header: str | None, size: int) -> ByteRange | None:
     if match is None or (not match[1] and not match[2]):
         return None
     if not match[1]:  # bytes=-n: the last n bytes
-        suffix = int(match[2])
+        suffix = _position(match[2], size)
         if suffix == 0 or size == 0:
             raise range_not_satisfiable(size)
-        return ByteRange(max(size - suffix, 0), size - 1)
-    start = int(match[1])
-    end = int(match[2]) if match[2] else size - 1
+        return ByteRange(size - suffix, size - 1)
+    start = _position(match[1], size)
+    end = _position(match[2], size) if match[2] else size - 1
     if start >= size or end < start:
         raise range_not_satisfiable(size)
     return ByteRange(start, min(end, size - 1))
+
+
+def _position(digits: str, size: int) -> int:
+    """A byte position of a ``Range`` header, at most ``size`` (beyond the file is all alike)."""
+    position = digits_at_most(digits, size)
+    return size if position is None else position
 
 
 async def live_bundle_at(session: AsyncSession, path: str) -> Bundle:

@@ -21,7 +21,7 @@ from capgo_server.auth.access import is_uuid
 from capgo_server.errors import ApiError
 from capgo_server.storage.layout import bundle_file_path
 from capgo_server.storage.local import safe_relative
-from capgo_server.validation import is_app_id, is_semver
+from capgo_server.validation import is_app_id, is_semver, version_details
 
 _BUNDLE_PATH = re.compile(r"orgs/(?P<org>[^/]+)/apps/(?P<app>[^/]+)/(?P<version>[^/]+)\.zip")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -83,7 +83,7 @@ def parse_target(filename: str | None) -> BundleTarget:
             400,
             "invalid_version_format",
             "The version must follow semantic versioning (for example 1.2.3)",
-            {"version": match["version"]},
+            version_details(match["version"]),
         )
     return BundleTarget(org_id=match["org"], app_id=match["app"], version=match["version"])
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import hashlib
 import json
 import re
@@ -377,7 +378,20 @@ async def _finish(
                 digest.update(chunk)
                 yield chunk
 
-    size = await store.write(upload.path, concatenated())
+    try:
+        size = await store.write(upload.path, concatenated())
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise  # the upload stays as it was: the client sends its last bytes again
+        # Never storable (a file system holding shorter names than MAX_VERSION_LENGTH allows):
+        # kept, the upload would refuse every retry and hold the version forever.
+        too_long = ApiError(
+            400,
+            "invalid_version_format",
+            "The version is too long for this server's storage",
+            {"version": upload.version_name},
+        )
+        raise await _fail(session, store, upload, too_long, written=False) from None
     sha256 = digest.hexdigest()
     encryption = await _read_encryption(store, upload)
     if encryption is None:

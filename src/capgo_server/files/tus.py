@@ -12,13 +12,13 @@ import re
 from fastapi import Request
 
 from capgo_server.errors import ApiError
+from capgo_server.integers import BIGINT_MAX, digits_at_most
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 _METADATA_KEY = re.compile(r"[A-Za-z0-9._~!#$&'*+^`|-]+")
-_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def require_tus_resumable(request: Request) -> None:
@@ -34,9 +34,8 @@ def require_tus_resumable(request: Request) -> None:
 
 
 def _non_negative(value: str | None) -> int | None:
-    if value is None or not _DIGITS.fullmatch(value.strip()):
-        return None
-    return int(value.strip())
+    """A byte count or offset; ``None`` when absent, not digits, or past a ``BIGINT`` column."""
+    return None if value is None else digits_at_most(value.strip(), BIGINT_MAX)
 
 
 def upload_length(request: Request, max_bytes: int) -> int:

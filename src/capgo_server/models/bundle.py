@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
 from capgo_server.db.base import NO_ID_REUSE, Base, BigIntId, JsonValue, UTCDateTime
+from capgo_server.validation import BUNDLE_NAME_LENGTH
 
 #: Every app has these two bundles, both ``deleted`` (spec §4.3): ``unknown`` is the placeholder
 #: a channel points at when it has no bundle, ``builtin`` sends devices back to the native one.
@@ -36,7 +37,7 @@ class Bundle(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(BUNDLE_NAME_LENGTH))
     owner_org: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from capgo_server.clock import utcnow
 from capgo_server.db.base import Base, UTCDateTime
+from capgo_server.validation import BUNDLE_NAME_LENGTH
 
 
 class Upload(Base):
@@ -24,7 +25,7 @@ class Upload(Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id", ondelete="CASCADE"))
     owner_org: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    version_name: Mapped[str] = mapped_column(String(255))
+    version_name: Mapped[str] = mapped_column(String(BUNDLE_NAME_LENGTH))
     path: Mapped[str] = mapped_column(String(1000))
     length: Mapped[int] = mapped_column(BigInteger)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)

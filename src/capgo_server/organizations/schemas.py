@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from capgo_server.integers import BIGINT_MAX
 from capgo_server.schema_types import JsDatetime, Page
 
 
@@ -72,7 +73,7 @@ class AuditQuery(BaseModel):
     tableName: str | None = None
     operation: str | None = None
     page: Page = 0
-    limit: int = Field(default=50, ge=1)
+    limit: int = Field(default=50, ge=1, le=BIGINT_MAX)
 
 
 class AuditEntry(BaseModel):

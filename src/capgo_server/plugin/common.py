@@ -11,11 +11,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from capgo_server.errors import ApiError
+from capgo_server.integers import digits_at_most
 from capgo_server.plugin.fields import refuse_oversized
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 PLATFORMS = ("ios", "android", "electron")
+#: The bound JavaScript's semver parsers put on numbers (``Number.MAX_SAFE_INTEGER``): a larger
+#: major, minor or patch is no version, a larger numeric pre-release part compares as text.
+MAX_SAFE_INTEGER = 2**53 - 1
 _SEMVER = re.compile(
     r"[v=]?(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
@@ -64,10 +68,19 @@ def _parse_semver(text: str) -> SemVer | None:
     match = _SEMVER.fullmatch(text.strip())
     if match is None:
         return None
-    pre = tuple(
-        int(part) if part.isdigit() else part for part in (match["pre"] or "").split(".") if part
+    major, minor, patch = (
+        digits_at_most(match[part], MAX_SAFE_INTEGER) for part in ("major", "minor", "patch")
     )
-    return SemVer(int(match["major"]), int(match["minor"]), int(match["patch"]), pre)
+    if major is None or minor is None or patch is None:
+        return None
+    pre = tuple(_identifier(part) for part in (match["pre"] or "").split(".") if part)
+    return SemVer(major, minor, patch, pre)
+
+
+def _identifier(part: str) -> int | str:
+    """A pre-release identifier: numeric ones compare as numbers, unless too large to."""
+    number = digits_at_most(part, MAX_SAFE_INTEGER)
+    return part if number is None else number
 
 
 def fix_semver(version: str) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from capgo_server.clock import as_utc
+from capgo_server.clock import parse_utc_timestamp
 
 #: Longest range one request may ask for (ten years of days).
 MAX_RANGE_DAYS = 3660
@@ -25,10 +25,11 @@ def utc_day(value: object) -> object:
     except ValueError:
         pass
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_utc_timestamp(text).date()
     except ValueError:
-        raise ValueError("expected a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
-    return as_utc(moment).date()
+        raise ValueError(
+            "expected a date (YYYY-MM-DD) or an ISO 8601 timestamp within the calendar in UTC"
+        ) from None
 
 
 class DayRangeQuery(BaseModel):

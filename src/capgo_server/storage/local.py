@@ -62,8 +62,9 @@ class LocalBundleStore:
     async def write(self, path: str, chunks: AsyncIterable[bytes]) -> int:
         target = self._file(path)
         await asyncio.to_thread(_make_folders, target.parent)
-        # Write beside the target and rename: a reader never sees a half-written file.
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        # Write beside the target and rename: a reader never sees a half-written file. The
+        # partial's name does not repeat the target's, so any name the target can have fits.
+        partial = target.with_name(f".{uuid.uuid4().hex}.partial")
         written = 0
         # Owner-only whatever the umask: bundles and upload parts are the customers' code.
         descriptor = await asyncio.to_thread(open_private_file, partial)

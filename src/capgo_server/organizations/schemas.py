@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from capgo_server.schema_types import JsDatetime, Page
+from capgo_server.schema_types import JsDatetime, OrgIdText, Page
 
 
 class OrganizationOut(BaseModel):
@@ -30,7 +30,7 @@ class OrganizationOut(BaseModel):
 
 
 class OrganizationQuery(BaseModel):
-    orgId: str | None = None
+    orgId: OrgIdText | None = None
     page: Page = 0
 
 
@@ -40,7 +40,7 @@ class OrganizationCreate(BaseModel):
 
 
 class OrganizationUpdate(BaseModel):
-    orgId: str
+    orgId: OrgIdText
     logo: str | None = None
     name: str | None = Field(default=None, min_length=3, max_length=200)
     management_email: EmailStr | None = None
@@ -64,11 +64,11 @@ class OrganizationUpdated(BaseModel):
 
 
 class OrgIdInput(BaseModel):
-    orgId: str | None = None
+    orgId: OrgIdText | None = None
 
 
 class AuditQuery(BaseModel):
-    orgId: str
+    orgId: OrgIdText
     tableName: str | None = None
     operation: str | None = None
     page: Page = 0

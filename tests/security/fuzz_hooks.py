@@ -58,8 +58,10 @@ SHAPE_REFUSALS = frozenset(
 #: Statuses that never reach a handler: no such route or method, a body too large, the tus
 #: protocol's precondition and media type.
 ROUTING_STATUSES = frozenset({404, 405, 412, 413, 415})
-#: Codes of a key refused before any route logic.
-AUTH_REFUSALS = frozenset({"no_key_provided", "no_jwt_apikey_or_subkey", "invalid_apikey"})
+#: Codes of a key (or sub-key header) refused before any route logic.
+AUTH_REFUSALS = frozenset(
+    {"no_key_provided", "no_jwt_apikey_or_subkey", "invalid_apikey", "invalid_subkey"}
+)
 
 _lock = threading.Lock()
 _tally: dict[str, dict[str, Any]] = {}
@@ -146,6 +148,13 @@ def reached_handler(status: int, code: str | None) -> bool:
     return not (status == 401 and code in AUTH_REFUSALS)
 
 
+def _mode(case: Any) -> str:
+    try:
+        return str(case.meta.generation.mode.value)
+    except AttributeError:
+        return "unknown"
+
+
 @schemathesis.hook
 def after_call(context: Any, case: Any, response: Any) -> None:
     phase = case.meta.phase.name.value if case.meta is not None else "unknown"
@@ -168,6 +177,8 @@ def after_call(context: Any, case: Any, response: Any) -> None:
                 "by_caller": Counter(),
                 "statuses": Counter(),
                 "refusals": Counter(),
+                "by_mode": Counter(),
+                "reached_by_mode": Counter(),
             },
         )
         entry["requests"] += 1
@@ -175,8 +186,15 @@ def after_call(context: Any, case: Any, response: Any) -> None:
         entry["statuses"][str(status)] += 1
         if code is not None and status >= 400:
             entry["refusals"][f"{status} {code}"] += 1
-        if reached_handler(status, code):
+        reached = reached_handler(status, code)
+        if reached:
             entry["reached_handler"] += 1
+        # Per generation mode: positive data (valid per the document) should mostly reach a
+        # handler; negative data (deliberately invalid) should mostly be refused.
+        mode = _mode(case)
+        entry["by_mode"][mode] += 1
+        if reached:
+            entry["reached_by_mode"][mode] += 1
         if status >= 500 and len(entry["server_errors"]) < 20:
             entry["server_errors"].append(
                 f"{case.method} {case.formatted_path} -> {status} {response.content[:300]!r}"

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import re
 
-_REVERSE_DOMAIN = re.compile(r"[a-z0-9]+(\.[a-z0-9_-]+)+", re.IGNORECASE)
-_DEVICE_ID = re.compile(
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
-)
+#: The rules below as written (ASCII classes, no flags), so that ``/openapi.json`` can state them
+#: as JSON Schema patterns (:mod:`capgo_server.schema_types`) exactly as they are enforced.
+APP_ID_RULE = r"[a-zA-Z0-9]+(\.[a-zA-Z0-9_-]+)+"
+DEVICE_ID_RULE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+#: ``apps.app_id`` is a VARCHAR(255): a longer id can name no app, on any route.
+MAX_APP_ID_LENGTH = 255
+
+_REVERSE_DOMAIN = re.compile(APP_ID_RULE)
+_DEVICE_ID = re.compile(DEVICE_ID_RULE)
 _NUMERIC = r"(?:0|[1-9][0-9]*)"
 _PRERELEASE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
 _SEMVER = re.compile(
@@ -19,6 +24,8 @@ _SEMVER = re.compile(
     rf"(?:-(?P<prerelease>{_PRERELEASE_ID}(?:\.{_PRERELEASE_ID})*))?"
     r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?"
 )
+#: :data:`_SEMVER` without its group names (JSON Schema patterns are ECMA 262 regexes).
+SEMVER_RULE = re.sub(r"\(\?P<\w+>", "(", _SEMVER.pattern)
 
 INTERNAL_VERSION_NAMES = frozenset({"builtin", "unknown"})
 
@@ -31,8 +38,13 @@ MAX_VERSION_LENGTH = BUNDLE_NAME_LENGTH - len(".zip")
 
 
 def is_app_id(value: object) -> bool:
-    """A reverse-domain app id such as ``com.example.app`` (at least one dot)."""
-    return isinstance(value, str) and _REVERSE_DOMAIN.fullmatch(value) is not None
+    """A reverse-domain app id such as ``com.example.app`` (at least one dot), at most
+    :data:`MAX_APP_ID_LENGTH` characters."""
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_APP_ID_LENGTH
+        and _REVERSE_DOMAIN.fullmatch(value) is not None
+    )
 
 
 def is_device_id(value: object) -> bool:

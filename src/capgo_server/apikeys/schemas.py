@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import JsDatetime, OrgIdText
 
 Mode = Literal["read", "upload", "write", "all"]
 
@@ -36,9 +36,11 @@ class ApiKeyCreateDoc(BaseModel):
 
     name: str
     mode: Mode = "all"
-    limited_to_orgs: list[str] = Field(default_factory=list)
+    limited_to_orgs: list[OrgIdText] = Field(default_factory=list)
     limited_to_apps: list[str] = Field(default_factory=list)
-    org_id: str | None = Field(default=None, description="Limit the key to this organization.")
+    org_id: OrgIdText | None = Field(
+        default=None, description="Limit the key to this organization."
+    )
     app_id: str | None = Field(default=None, description="The app's uuid (`apps.id`).")
     expires_at: str | None = Field(default=None, description="ISO 8601; null never expires.")
     hashed: bool = Field(default=False, description="Store only a SHA-256 of the key.")

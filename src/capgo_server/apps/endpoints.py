@@ -17,6 +17,7 @@ from capgo_server.parsing import (
     validate,
 )
 from capgo_server.routing import router
+from capgo_server.schema_types import AppIdText
 from capgo_server.storage.cleanup import remove_stored
 
 apps_router = router(prefix="/app", tags=["apps"], responses=API_ERRORS | error_responses(403))
@@ -32,7 +33,7 @@ async def list_apps(request: Request, session: Session, principal: AppReadKey) -
 
 
 @apps_router.get("/{app_id}", response_model=AppOut)
-async def get_app(app_id: str, session: Session, principal: AppReadKey) -> AppOut:
+async def get_app(app_id: AppIdText, session: Session, principal: AppReadKey) -> AppOut:
     """One app by its reverse-domain id."""
     return AppOut.model_validate(await service.get_app(session, principal, app_id))
 
@@ -46,7 +47,7 @@ async def create_app(request: Request, session: Session, principal: WriteKey) ->
 
 @apps_router.put("/{app_id}", response_model=AppOut, openapi_extra=documented_body(AppUpdate))
 async def update_app(
-    app_id: str, request: Request, session: Session, principal: WriteKey
+    app_id: AppIdText, request: Request, session: Session, principal: WriteKey
 ) -> AppOut:
     """Rename an app, change its icon, retention or ``expose_metadata``."""
     body = validate(AppUpdate, await strict_json_body(request))
@@ -55,7 +56,7 @@ async def update_app(
 
 @apps_router.delete("/{app_id}", response_model=StatusOk)
 async def delete_app(
-    app_id: str,
+    app_id: AppIdText,
     request: Request,
     session: Session,
     principal: WriteKey,

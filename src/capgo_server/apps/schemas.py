@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from capgo_server.integers import BIGINT_MAX
-from capgo_server.schema_types import JsDatetime, Page
+from capgo_server.schema_types import AppIdText, JsDatetime, OrgIdText, Page
 
 #: Longest ``retention`` accepted (seconds, two years): ``PUT /app`` refuses this and above.
 MAX_RETENTION_SECONDS = 63_113_904
@@ -35,16 +35,22 @@ class AppOut(BaseModel):
 
 class AppListQuery(BaseModel):
     page: Page = 0
-    limit: int = Field(default=50, ge=1, le=BIGINT_MAX, description="Rows per page (at most 100).")
-    org_id: str | None = Field(default=None, description="Only the apps of this organization.")
+    limit: int = Field(
+        default=50, ge=1, le=BIGINT_MAX, description="Rows per page (at most 100)."
+    )
+    org_id: OrgIdText | None = Field(
+        default=None, description="Only the apps of this organization."
+    )
 
 
 class AppCreate(BaseModel):
     """The body of ``POST /app``; a missing ``app_id``/``name``/``owner_org`` has its own code."""
 
-    app_id: str | None = Field(default=None, description="Reverse-domain id, e.g. com.example.app")
+    app_id: AppIdText | None = Field(
+        default=None, description="Reverse-domain id, e.g. com.example.app"
+    )
     name: str | None = Field(default=None, max_length=255)
-    owner_org: str | None = Field(default=None, description="The organization's id (uuid).")
+    owner_org: OrgIdText | None = Field(default=None, description="The organization's id.")
     icon: str | None = Field(default=None, max_length=2000, description="Icon URL.")
 
 

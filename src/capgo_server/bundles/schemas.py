@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from capgo_server.schema_types import JsDatetime, Page
+from capgo_server.schema_types import AppIdText, JsDatetime, Page, SemverText
 from capgo_server.validation import MAX_VERSION_LENGTH
 
 #: ``key_id`` is the first 20 characters of the public key a bundle was encrypted with.
@@ -53,7 +53,7 @@ class BundleOut(BaseModel):
 class BundleQueryDoc(BaseModel):
     """The query of ``GET /bundle`` (``appid`` is the legacy spelling of ``app_id``)."""
 
-    app_id: str
+    app_id: AppIdText
     page: Page = 0
 
 
@@ -64,15 +64,15 @@ class BundleListQuery(BaseModel):
 class BundleDeleteDoc(BaseModel):
     """The body (or query) of ``DELETE /bundle``: one bundle by name, or every bundle."""
 
-    app_id: str
+    app_id: AppIdText
     version: str | None = None
 
 
 class BundleCreate(BaseModel):
     """The body (or query) of ``POST /bundle``: a bundle hosted at an HTTPS URL."""
 
-    app_id: str
-    version: str = Field(max_length=MAX_VERSION_LENGTH)
+    app_id: AppIdText
+    version: SemverText = Field(max_length=MAX_VERSION_LENGTH)
     external_url: str = Field(max_length=2000)
     checksum: str = Field(max_length=1000)
     session_key: str | None = Field(default=None, max_length=2000)
@@ -87,7 +87,7 @@ class BundleCreated(BaseModel):
 class SetChannelDoc(BaseModel):
     """The body of ``PUT /bundle``: serve bundle ``version_id`` on channel ``channel_id``."""
 
-    app_id: str
+    app_id: AppIdText
     version_id: int
     channel_id: int
 
@@ -100,7 +100,7 @@ class SetChannelDone(BaseModel):
 class MetadataUpdateDoc(BaseModel):
     """The body of ``POST /bundle/metadata``: at least one of ``link`` and ``comment``."""
 
-    app_id: str
+    app_id: AppIdText
     version_id: int
     link: str | None = None
     comment: str | None = None

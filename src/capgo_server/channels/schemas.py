@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from capgo_server.schema_types import JsDatetime, Page
+from capgo_server.schema_types import AppIdText, JsDatetime, Page
 
 DisableAutoUpdate = Literal["major", "minor", "patch", "version_number", "none"]
 
@@ -55,8 +55,8 @@ class ChannelOut(BaseModel):
 class ChannelQuery(BaseModel):
     """``GET /channel`` input (query string or body); ``appid`` is the legacy ``app_id``."""
 
-    app_id: str | None = None
-    appid: str | None = None
+    app_id: AppIdText | None = None
+    appid: AppIdText | None = None
     channel: str | None = Field(default=None, description="One channel by name.")
     page: Page = 0
 
@@ -64,7 +64,7 @@ class ChannelQuery(BaseModel):
 class ChannelSet(BaseModel):
     """The body of ``POST /channel``: create the channel, or update the fields given."""
 
-    app_id: str
+    app_id: AppIdText
     channel: str | None = Field(default=None, max_length=255, description="The channel's name.")
     version: str | None = Field(
         default=None,
@@ -99,8 +99,8 @@ class ChannelSet(BaseModel):
 class ChannelDelete(BaseModel):
     """``DELETE /channel`` input (body or query string)."""
 
-    app_id: str | None = None
-    appid: str | None = None
+    app_id: AppIdText | None = None
+    appid: AppIdText | None = None
     channel: str | None = None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from capgo_server.integers import BIGINT_MAX
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import AppIdText, DeviceIdText, JsDatetime
 
 
 class DeviceOut(BaseModel):
@@ -41,8 +41,8 @@ class DevicePage(BaseModel):
 class DeviceQueryDoc(BaseModel):
     """The query of ``GET /device`` (documentation; read by the service field by field)."""
 
-    app_id: str
-    device_id: str | None = None
+    app_id: AppIdText
+    device_id: DeviceIdText | None = None
     customIdMode: bool = False
     cursor: str | None = Field(default=None, description="`nextCursor` of the previous page")
     limit: int = Field(
@@ -54,8 +54,8 @@ class DeviceLink(BaseModel):
     """The body of ``POST /device``: pin a device to a (non-public) channel. The legacy
     ``channel_id`` (a channel name, or a channel id) is accepted when ``channel`` is absent."""
 
-    app_id: str
-    device_id: str
+    app_id: AppIdText
+    device_id: DeviceIdText
     channel: str | None = None
     channel_id: str | int | None = None
 
@@ -63,8 +63,8 @@ class DeviceLink(BaseModel):
 class DeviceUnlink(BaseModel):
     """The body (or query) of ``DELETE /device``: remove a device's channel override."""
 
-    app_id: str
-    device_id: str
+    app_id: AppIdText
+    device_id: DeviceIdText
 
 
 class StatusOk(BaseModel):

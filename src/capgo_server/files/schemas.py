@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from capgo_server.schema_types import JsDatetime
+from capgo_server.schema_types import AppIdText, JsDatetime
 
 
 class DownloadLinkRequest(BaseModel):
     """The body of ``POST /files/download_link``."""
 
-    app_id: str = Field(min_length=1)
+    app_id: AppIdText = Field(min_length=1)
     version: str = Field(min_length=1)
 
 

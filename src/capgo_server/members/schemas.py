@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, model_validator
 
+from capgo_server.schema_types import OrgIdText
+
 InvitableRole = Literal["read", "upload", "write", "admin", "super_admin"]
 MemberRole = Literal[
     "invite_read",
@@ -22,13 +24,13 @@ MemberRole = Literal[
 
 
 class MembersQuery(BaseModel):
-    orgId: str
+    orgId: OrgIdText
 
 
 class MemberInvite(BaseModel):
     """``invite_type`` is the field Capgo's code reads; its docs call it ``role`` (both work)."""
 
-    orgId: str
+    orgId: OrgIdText
     email: EmailStr
     invite_type: InvitableRole
 
@@ -41,14 +43,14 @@ class MemberInvite(BaseModel):
 
 
 class MemberRemove(BaseModel):
-    orgId: str
+    orgId: OrgIdText
     email: EmailStr
 
 
 class InvitationAccept(BaseModel):
     """The body of ``/accept`` and ``/decline``."""
 
-    orgId: str
+    orgId: OrgIdText
 
 
 class MemberOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from capgo_server.integers import BIGINT_MAX
-from capgo_server.schema_types import JsDatetime, Page
+from capgo_server.schema_types import JsDatetime, OrgIdText, Page
 
 
 class OrganizationOut(BaseModel):
@@ -31,7 +31,7 @@ class OrganizationOut(BaseModel):
 
 
 class OrganizationQuery(BaseModel):
-    orgId: str | None = None
+    orgId: OrgIdText | None = None
     page: Page = 0
 
 
@@ -41,7 +41,7 @@ class OrganizationCreate(BaseModel):
 
 
 class OrganizationUpdate(BaseModel):
-    orgId: str
+    orgId: OrgIdText
     logo: str | None = None
     name: str | None = Field(default=None, min_length=3, max_length=200)
     management_email: EmailStr | None = None
@@ -65,11 +65,11 @@ class OrganizationUpdated(BaseModel):
 
 
 class OrgIdInput(BaseModel):
-    orgId: str | None = None
+    orgId: OrgIdText | None = None
 
 
 class AuditQuery(BaseModel):
-    orgId: str
+    orgId: OrgIdText
     tableName: str | None = None
     operation: str | None = None
     page: Page = 0

@@ -37,6 +37,7 @@ from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.stats_actions import ALLOWED_STATS_ACTIONS
 from capgo_server.plugin.update_cache import AppSnapshot, UpdateCache
+from capgo_server.schema_types import AppIdText, DeviceUuid
 from capgo_server.validation import INTERNAL_VERSION_NAMES, is_app_id, is_device_id
 
 stats_router = APIRouter(route_class=DeviceRoute, tags=["device protocol"])
@@ -65,8 +66,8 @@ def _device_id(value: str) -> str:
     return value
 
 
-AppId = Annotated[str, AfterValidator(_app_id)]
-DeviceId = Annotated[str, AfterValidator(_device_id)]
+AppId = Annotated[AppIdText, AfterValidator(_app_id)]
+DeviceId = Annotated[DeviceUuid, AfterValidator(_device_id)]
 
 
 class StatsBody(BaseModel):

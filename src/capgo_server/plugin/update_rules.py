@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 from capgo_server.models import App, Bundle, Channel
 from capgo_server.models.bundle import INTERNAL_BUNDLE_NAMES
 from capgo_server.plugin.common import SemVer
+from capgo_server.schema_types import AppIdText, DeviceUuid
 from capgo_server.validation import is_app_id, is_device_id
 
 DEFAULT_PLUGIN_VERSION = "2.3.3"
@@ -55,8 +56,8 @@ class UpdateRequest(BaseModel):
     """The ``/updates`` body after §5.2 normalisation (extra fields ignored). String lengths
     are checked before, by :mod:`.fields`."""
 
-    app_id: str
-    device_id: str
+    app_id: AppIdText
+    device_id: DeviceUuid
     version_name: str = Field(min_length=1)
     version_build: str = Field(min_length=1)
     is_emulator: bool

@@ -35,9 +35,7 @@ class AppOut(BaseModel):
 
 class AppListQuery(BaseModel):
     page: Page = 0
-    limit: int = Field(
-        default=50, ge=1, le=BIGINT_MAX, description="Rows per page (at most 100)."
-    )
+    limit: int = Field(default=50, ge=1, le=BIGINT_MAX, description="Rows per page (at most 100).")
     org_id: OrgIdText | None = Field(
         default=None, description="Only the apps of this organization."
     )

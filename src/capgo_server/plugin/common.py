@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from capgo_server.errors import ApiError
 from capgo_server.integers import digits_at_most
-from capgo_server.plugin.fields import refuse_oversized
+from capgo_server.plugin.fields import DEVICE_FIELD_LIMITS, refuse_oversized
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -124,9 +124,9 @@ def normalise_plugin_body(
 
     400 ``invalid_json_body`` (``invalid_query_parameters`` for query-string input) for an empty
     or ill-shaped body, ``missing_device_id``, ``missing_app_id``, a string longer than its
-    column (:mod:`.fields`, checked before any version is parsed, and again after
+    column (:mod:`.fields`, checked before any other version is parsed, and again after
     normalisation, which may lengthen ``version_build``), ``semver_error`` for a native version
-    that is not semver even after :func:`fix_semver`.
+    that is not semver even after :func:`fix_semver`, or longer than its column.
     """
     unparseable = "invalid_query_parameters" if query else "invalid_json_body"
     if not body:
@@ -135,19 +135,26 @@ def normalise_plugin_body(
         raise ApiError(400, "missing_device_id", "Cannot find device_id")
     if not body.get("app_id"):
         raise ApiError(400, "missing_app_id", "Cannot find app_id")
-    refuse_oversized(body, query=query)
-    body = dict(body)
     version_build = body.get("version_build")
+    normalised_build: str | None = None
     if version_build:
-        parsed = SemVer.parse(fix_semver(str(version_build)))
+        # Capgo checks the native version before the schema: one too long for its column is
+        # no version this server can keep, so it gets the same answer (without echoing it).
+        too_long = len(str(version_build)) > DEVICE_FIELD_LIMITS["version_build"]
+        parsed = None if too_long else SemVer.parse(fix_semver(str(version_build)))
         if parsed is None:
+            shown = f"{str(version_build)[:32]}..." if too_long else version_build
             raise ApiError(
                 400,
                 "semver_error",
-                f"Native version: {version_build} doesn't follow semver convention, please "
+                f"Native version: {shown} doesn't follow semver convention, please "
                 "check https://capgo.app/semver_tester/ to learn more about semver usage in Capgo",
             )
-        body["version_build"] = str(parsed)
+        normalised_build = str(parsed)
+    refuse_oversized(body, query=query)
+    body = dict(body)
+    if normalised_build is not None:
+        body["version_build"] = normalised_build
     body.setdefault("is_emulator", False)
     body.setdefault("is_prod", True)
     if body.get("version_name") == "builtin" and body.get("version_build"):

@@ -32,7 +32,7 @@ from capgo_server.plugin.common import (
     unknown_app,
 )
 from capgo_server.plugin.device_route import DeviceRoute
-from capgo_server.plugin.fields import device_version_name, refuse_oversized
+from capgo_server.plugin.fields import device_version_name
 from capgo_server.plugin.limits import device_rate_limit
 from capgo_server.plugin.recording import DeviceSeen, Recording, record_later
 from capgo_server.plugin.stats_actions import ALLOWED_STATS_ACTIONS
@@ -131,8 +131,6 @@ def _refuse_oversized_batch(events: list[Any], max_events: int) -> None:
 
 def _batch_app_id(events: list[Any]) -> str:
     """The one app of a request: 400 for the first event, 200 refusals for the others."""
-    if isinstance(events[0], dict):
-        refuse_oversized({"app_id": events[0].get("app_id")})  # before it is looked up
     problem = _app_id_problem(events[0])
     if problem is not None:
         raise ApiError(400, "invalid_app_id", problem)

@@ -20,7 +20,7 @@ import httpx
 
 from tests.conftest import empty_all_tables
 from tests.test_cli import account_of, cli_env, run_cli
-from tests.test_serve import Server, running_server
+from tests.test_serve import Server, free_port, running_server
 
 
 @dataclass
@@ -56,11 +56,14 @@ def live_server(
     database_url: str, cwd: Path, *serve_options: str, **settings: str
 ) -> Iterator[LiveServer]:
     """``serve`` on a free port of 127.0.0.1 with ``settings`` (``CAPGO_*`` variables) and an
-    account ``owner@example.com``; the tables are emptied afterwards."""
+    account ``owner@example.com``; the tables are emptied afterwards. Its public URL is its own
+    address unless ``settings`` name another (``CAPGO_PUBLIC_URL``)."""
     data_dir = cwd / "data"
+    port = free_port()
+    settings = {"CAPGO_PUBLIC_URL": f"http://127.0.0.1:{port}", **settings}
     env = cli_env(data_dir, CAPGO_DATABASE_URL=database_url, **settings)
     try:
-        with running_server(env, cwd, *serve_options) as server:
+        with running_server(env, cwd, *serve_options, port=port) as server:
             account = account_of(run_cli("create-user", "owner@example.com", env=env, cwd=cwd))
             yield LiveServer(
                 server=server,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import socket
@@ -74,9 +75,12 @@ def wait_until_ok(server: Server) -> None:
 
 
 @contextmanager
-def running_server(env: dict[str, str], cwd: Path, *options: str) -> Iterator[Server]:
-    """``capgo-server serve`` on a free port, up and answering /ok; always killed afterwards."""
-    port = free_port()
+def running_server(
+    env: dict[str, str], cwd: Path, *options: str, port: int | None = None
+) -> Iterator[Server]:
+    """``capgo-server serve`` on ``port`` (default: a free one), up and answering /ok; always
+    killed afterwards."""
+    port = port or free_port()
     log = cwd / f"serve-{port}.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
@@ -278,6 +282,50 @@ def _target(fd: Path) -> str:
         return str(fd.readlink())
     except OSError:  # closed since the directory was listed
         return ""
+
+
+class TestPublicUrl:
+    """Devices and clients are handed URLs on the public URL, which defaults to the address
+    ``serve`` listens on (the request's ``Host`` is the client's word, never used)."""
+
+    def test_upload_urls_follow_the_served_address(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        with running_server(env, tmp_path) as server:
+            account = account_of(run_cli("create-user", "ci@example.com", env=env, cwd=tmp_path))
+            owner = {"authorization": account["apikey"]}
+            with httpx.Client(base_url=server.base_url, timeout=10) as http:
+                app = {
+                    "app_id": "com.example.served",
+                    "name": "App",
+                    "owner_org": account["org_id"],
+                }
+                assert http.post("/app", json=app, headers=owner).status_code == 200
+                path = f"orgs/{account['org_id']}/apps/com.example.served/1.0.0.zip"
+                created = http.post(
+                    "/files/upload/attachments/",
+                    headers={
+                        **owner,
+                        "Host": "attacker.example",
+                        "Tus-Resumable": "1.0.0",
+                        "Upload-Length": "10",
+                        "Upload-Metadata": "filename " + base64.b64encode(path.encode()).decode(),
+                    },
+                )
+            assert created.status_code == 201, created.text
+            assert created.headers["Location"].startswith(f"{server.base_url}/files/upload/")
+            assert "warning" not in server.output()
+
+    def test_listening_beyond_loopback_without_a_public_url_warns(
+        self, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        with running_server(env, tmp_path, "--host", "0.0.0.0") as server:
+            output = server.output()
+        assert "warning: serving on 0.0.0.0 but devices will be given URLs on" in output
+        assert "set CAPGO_PUBLIC_URL" in output
+        public = {**env, "CAPGO_PUBLIC_URL": "https://updates.example.com"}
+        with running_server(public, tmp_path, "--host", "0.0.0.0") as server:
+            assert "CAPGO_PUBLIC_URL" not in server.output()
 
 
 class TestServeFailures:

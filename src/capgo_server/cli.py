@@ -8,9 +8,12 @@ stderr, exit code 1.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -154,13 +157,46 @@ def serve(
     """Apply pending migrations, then serve the API."""
     from capgo_server.serving import run
 
+    if not os.environ.get("CAPGO_PUBLIC_URL"):
+        # Upload and download URLs are built on the public URL, never on the Host header a
+        # client chose; without one, it is the address served (workers inherit it).
+        os.environ["CAPGO_PUBLIC_URL"] = served_url(host, port)
     settings = _settings()
     try:
         settings.resolved_secret()
     except RuntimeError as exc:
         fail(str(exc))
+    if not is_loopback(host) and is_loopback(urlsplit(settings.public_url).hostname or ""):
+        typer.echo(
+            f"warning: serving on {host} but devices will be given URLs on "
+            f"{settings.public_url}, which they cannot reach: set CAPGO_PUBLIC_URL to the "
+            "address devices use (e.g. https://updates.example.com)",
+            err=True,
+        )
     _run_migrations(settings)
     run("capgo_server.app:create_served_app", host=host, port=port, workers=workers)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL of ``serve --host --port``: a wildcard address is no address a client can use,
+    so it gives the loopback one (and ``serve`` warns)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 @cli.command("create-user")

@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
-        description="Where clients reach the server: download and upload URLs are built on it.",
+        description="Where clients reach the server: download and upload URLs are built on it. "
+        "`serve` without it uses the address it serves (--host, --port).",
     )
     trusted_proxies: str = Field(
         default="",

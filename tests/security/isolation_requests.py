@@ -89,6 +89,10 @@ async def b_accept(c: Case) -> Req:
     return Req("POST", "/organization/members/accept", json={"orgId": c.scope.org_id})
 
 
+async def b_decline(c: Case) -> Req:
+    return Req("POST", "/organization/members/decline", json={"orgId": c.scope.org_id})
+
+
 async def b_member_remove(c: Case) -> Req:
     if not c.foreign:  # carol must be a member (invited) first
         await ok(

@@ -27,6 +27,7 @@ from tests.security.isolation_requests import (
     b_channel_delete,
     b_channel_save,
     b_channels,
+    b_decline,
     b_device,
     b_device_link,
     b_device_unlink,
@@ -160,6 +161,13 @@ ROUTES: list[Route] = [
     Route(
         "POST /organization/members/accept",
         b_accept,
+        "member_accept",
+        CANNOT_ACCESS_ORG,
+        codes={"N": (404, "invitation_not_found")},
+    ),
+    Route(
+        "POST /organization/members/decline",
+        b_decline,
         "member_accept",
         CANNOT_ACCESS_ORG,
         codes={"N": (404, "invitation_not_found")},

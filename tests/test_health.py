@@ -29,3 +29,19 @@ class TestHealth:
         docs = await client.get("/docs")
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()
+
+    async def test_every_route_reading_the_database_documents_the_overload_answer(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """503 ``service_unavailable`` (an exhausted pool, tests/test_slow_clients.py) may
+        come from any route but ``/ok``, so the document says so, with ``Retry-After``."""
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        for path, operations in paths.items():
+            for method, operation in operations.items():
+                overloaded = operation["responses"].get("503")
+                if path == "/ok":
+                    assert overloaded is None
+                    continue
+                assert overloaded is not None, (method, path)
+                assert "service_unavailable" in overloaded["description"], (method, path)
+                assert "Retry-After" in overloaded["headers"], (method, path)

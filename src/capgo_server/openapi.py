@@ -120,15 +120,32 @@ SUBKEY_HEADER = {
 }
 
 
+#: Any route reading the database may answer this when no connection is free in time
+#: (``errors.service_unavailable``); ``/ok`` reads nothing.
+_OVERLOADED_TEXT = (
+    "`service_unavailable`: no database connection came free within "
+    "`CAPGO_DB_POOL_TIMEOUT_SECONDS` (an overload); `Retry-After` says when to try again"
+)
+OVERLOADED: dict[str, Any] = {
+    "description": _OVERLOADED_TEXT,
+    "headers": _RETRY_AFTER,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
+
+
 def _finish(document: dict[str, Any]) -> dict[str, Any]:
-    """Drop the 422 answers; declare the key, and the sub-key header, on every operation that
-    can refuse one (401)."""
-    for operations in document.get("paths", {}).values():
+    """Drop the 422 answers; document the overload answer (503); declare the key, and the
+    sub-key header, on every operation that can refuse one (401)."""
+    for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
             responses = operation.get("responses", {})
             responses.pop("422", None)
+            if path != "/ok" and "503" in responses:  # a route's own 503 (charts_busy)
+                responses["503"]["description"] += "; or " + _OVERLOADED_TEXT
+            elif path != "/ok":
+                responses["503"] = OVERLOADED
             if "401" in responses:
                 operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
                 operation.setdefault("parameters", []).append(SUBKEY_HEADER)

@@ -5,7 +5,9 @@ them, the checksum is an RSA block of the same size, and the length is one AES-C
 from __future__ import annotations
 
 import base64
+import io
 import os
+import zipfile
 
 import httpx
 import pytest
@@ -71,6 +73,28 @@ class TestLength:
         bundle = await bundle_row(app, app_id, "1.0.0")
         assert bundle is not None
         assert (bundle.session_key, bundle.checksum, bundle.size) == (SESSION_KEY, checksum, 5008)
+
+    async def test_a_plain_zip_declared_encrypted_is_refused(
+        self, tus: Tus, alice: Account, app_id: str, app: FastAPI
+    ) -> None:
+        """Sent in clear with a session key, every device would fail to decrypt it."""
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as bundle:
+            bundle.writestr("index.html", "<!doctype html>")
+        plain = archive.getvalue()
+        plain += b"\0" * (-len(plain) % 16)  # the length AES-CBC would give
+        response = await tus.upload(
+            bundle_path(alice, app_id, "1.0.0"),
+            plain,
+            session_key=SESSION_KEY,
+            key_id=KEY_ID,
+            checksum=ENCRYPTED_CHECKSUM,
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_bundle_zip"
+        assert "plain zip" in response.json()["message"]
+        assert await bundle_row(app, app_id, "1.0.0") is None
+        assert await upload_rows(app) == []
 
     async def test_a_4096_bit_key_is_accepted(
         self, tus: Tus, alice: Account, app_id: str, app: FastAPI

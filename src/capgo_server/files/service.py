@@ -78,6 +78,10 @@ def part_path(upload_id: str, offset: int) -> str:
     return f"{upload_parts_prefix(upload_id)}{offset:020d}"
 
 
+#: The first bytes of a zip file (a local file header).
+ZIP_SIGNATURE = b"PK\x03\x04"
+
+
 def _encryption_path(upload_id: str) -> str:
     return f"{upload_parts_prefix(upload_id)}encryption.json"
 
@@ -371,11 +375,14 @@ async def _finish(
         raise await _fail(session, store, upload, taken_error, written=False)
 
     digest = hashlib.sha256()
+    head = bytearray()  # the file's first bytes: a zip's signature, or ciphertext
 
     async def concatenated() -> AsyncIterator[bytes]:
         for part in parts:
             async for chunk in store.read(part):
                 digest.update(chunk)
+                if len(head) < len(ZIP_SIGNATURE):
+                    head.extend(chunk[: len(ZIP_SIGNATURE) - len(head)])
                 yield chunk
 
     try:
@@ -394,6 +401,16 @@ async def _finish(
         raise await _fail(session, store, upload, too_long, written=False) from None
     sha256 = digest.hexdigest()
     encryption = await _read_encryption(store, upload)
+    if encryption is not None and bytes(head) == ZIP_SIGNATURE:
+        # Declared encrypted, sent in clear (a CLI run without its key, say): every device
+        # would fail to decrypt it. Ciphertext starts with these 4 bytes once in 2**32.
+        plain = ApiError(
+            400,
+            "invalid_bundle_zip",
+            "The upload was declared encrypted (session_key) but is a plain zip",
+            {"path": upload.path},
+        )
+        raise await _fail(session, store, upload, plain)
     if encryption is None:
         if upload.checksum is not None and upload.checksum != sha256:
             mismatch = ApiError(

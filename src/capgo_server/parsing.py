@@ -13,6 +13,7 @@ Query-string values stay strings here; the pydantic models coerce them (``?page=
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -95,7 +96,9 @@ async def parsed_json(request: Request) -> Any:
             # RecursionError: absurdly deep nesting ("[[[[...") is unparseable, not a crash.
             parsed = NOT_JSON
     request.scope[_PARSED] = parsed
-    request.scope[_MAY_HOLD_NUL] = b"\\u0000" in raw
+    # Only a JSON escape (or UTF-8-encoded surrogates, which json.loads lets through) can put
+    # NUL or a lone surrogate in a string: the scan is skipped for the usual body.
+    request.scope[_MAY_HOLD_NUL] = b"\\u" in raw or b"\xed" in raw
     return parsed
 
 
@@ -110,11 +113,19 @@ def _reject_nul_in_body(request: Request, value: Any) -> None:
         _reject_nul(value)
 
 
+#: Characters no stored string may hold: NUL (PostgreSQL text cannot hold it) and lone UTF-16
+#: surrogates (no UTF-8 encodes them: SQLite stored them as bytes no later read could decode,
+#: so one device request broke its app's device list for good).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _reject_nul(value: Any) -> None:
-    """400 for NUL characters: PostgreSQL text cannot hold them, and no field needs them."""
+    """400 for NUL characters and lone surrogates (:data:`_UNSTORABLE`): no field needs them."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ApiError(400, "invalid_body", "Strings must not contain NUL characters")
+        found = _UNSTORABLE.search(value)
+        if found is not None:
+            what = "NUL characters" if found.group() == "\x00" else "unpaired surrogates"
+            raise ApiError(400, "invalid_body", f"Strings must not contain {what}")
     elif isinstance(value, dict):
         for key, item in value.items():
             _reject_nul(key)

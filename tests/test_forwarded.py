@@ -102,6 +102,18 @@ class TestWithoutTrustedProxies:
         assert len(log) == LIMIT + 2
         assert all("127.0.0.1:" in line and "203.0.113." not in line for line in log), log
 
+    def test_naming_its_own_address_gives_a_client_no_fresh_budget(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        """Under ``serve`` nothing outside the app rewrites addresses, so a client naming its
+        own address is that client still, not an "unknown" one with a budget of its own."""
+        with live_server(database_url, tmp_path, **LIMITS) as live, live.http() as http:
+            fail_authentication(http)
+            assert_rate_limited(http.get("/organization", headers=forwarded_for("127.0.0.1")))
+            assert_rate_limited(
+                http.get("/organization", headers={**bad_key(), **forwarded_for("127.0.0.1")})
+            )
+
     def test_rotating_x_forwarded_for_does_not_escape_the_per_ip_device_limit(
         self, database_url: str, tmp_path: Path
     ) -> None:

@@ -66,12 +66,15 @@ TUS_EXPOSED_HEADERS = [
 def create_served_app() -> FastAPI:
     """The factory ``capgo-server serve`` gives uvicorn: :func:`create_app`, and the worker's
     garbage collector tuned once the app has started (:func:`tune_garbage_collector`)."""
-    app = create_app()
+    app = create_app(proxy_headers_outside=False)  # serving.run turns uvicorn's off
     app.state.tune_garbage_collector = True
     return app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, proxy_headers_outside: bool = True) -> FastAPI:
+    """The application. ``proxy_headers_outside``: whether the server running it may already
+    have taken client addresses from ``X-Forwarded-For`` (plain uvicorn does for loopback
+    peers; ``serve`` does not), see :mod:`capgo_server.forwarded`."""
     settings = settings or Settings()
     if settings.env == "production":
         # However it is served, a production app never starts unable to sign its URLs.
@@ -145,7 +148,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=TUS_EXPOSED_HEADERS,
     )
     # Added last, so it runs first: everything after it sees the client address it settled.
-    app.add_middleware(ForwardedHeadersMiddleware, trusted_proxies=settings.trusted_proxy_networks)
+    app.add_middleware(
+        ForwardedHeadersMiddleware,
+        trusted_proxies=settings.trusted_proxy_networks,
+        proxy_headers_outside=proxy_headers_outside,
+    )
 
     async def ok() -> dict[str, str]:
         """Liveness check."""

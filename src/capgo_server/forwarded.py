@@ -66,9 +66,18 @@ class ForwardedHeadersMiddleware:
     Changes ``scope["client"]`` in place, so uvicorn's access log shows the same address.
     """
 
-    def __init__(self, app: ASGIApp, trusted_proxies: Sequence[IPNetwork]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        trusted_proxies: Sequence[IPNetwork],
+        proxy_headers_outside: bool = True,
+    ) -> None:
         self.app = app
         self.trusted_proxies = tuple(trusted_proxies)
+        # Under ``serve`` nothing outside rewrites addresses: a client naming itself in the
+        # header is just that client (moving it to the shared "unknown" bucket would give it a
+        # fresh lockout budget, and let it lock every "unknown" client out).
+        self.proxy_headers_outside = proxy_headers_outside
         # Starlette's and uvicorn's ASGI types describe the same callables (uvicorn's in more
         # detail), hence the Any.
         self.from_trusted_proxy: Any = (
@@ -88,7 +97,7 @@ class ForwardedHeadersMiddleware:
         if _is_in(host, self.trusted_proxies):
             await self.from_trusted_proxy(scope, receive, send)
             return
-        if host in _forwarded_for_hosts(scope["headers"]):
+        if self.proxy_headers_outside and host in _forwarded_for_hosts(scope["headers"]):
             self._warn_once(host)
             scope["client"] = None  # client_ip() answers "unknown"
         await self.app(scope, receive, send)

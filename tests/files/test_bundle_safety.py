@@ -126,8 +126,27 @@ REFUSED: dict[str, tuple[Callable[[], bytes], str, dict[str, object]]] = {
     ),
     "duplicate": (
         duplicate_index,
-        "Two entries of the zip are named 'index.html'; which one a device keeps is undefined",
+        "Two entries of the zip are named 'index.html' (letter case and Unicode forms aside, "
+        "as iOS and macOS file systems compare names); which one a device keeps is undefined",
         {"entry": "index.html"},
+    ),
+    "duplicate-in-another-case": (
+        with_index(hz.stored("INDEX.HTML", b"<html>")),
+        "Two entries of the zip are named 'INDEX.HTML' (letter case and Unicode forms aside, "
+        "as iOS and macOS file systems compare names); which one a device keeps is undefined",
+        {"entry": "INDEX.HTML"},
+    ),
+    "duplicate-in-another-unicode-form": (
+        with_index(hz.stored("caf\u00e9.js", b"1"), hz.stored("cafe\u0301.js", b"2")),
+        "Two entries of the zip are named 'cafe\u0301.js' (letter case and Unicode forms "
+        "aside, as iOS and macOS file systems compare names); which one a device keeps is "
+        "undefined",
+        {"entry": "cafe\u0301.js"},
+    ),
+    "file-and-folder": (
+        with_index(hz.stored("js", b"1"), hz.stored("js/app.js", b"2")),
+        "Entry 'js' is a file, and a folder of other entries",
+        {"entry": "js"},
     ),
     "bomb": (
         lambda: hz.build([INDEX, hz.zeros("assets/bomb.bin", 1024)]),

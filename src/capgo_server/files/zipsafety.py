@@ -19,6 +19,7 @@ import dataclasses
 import re
 import stat
 import struct
+import unicodedata
 import zipfile
 import zlib
 from typing import BinaryIO
@@ -112,19 +113,46 @@ def check_entries(entries: list[zipfile.ZipInfo], limits: ZipLimits, size: int) 
             max_entries=limits.max_entries,
         )
     seen: set[str] = set()
+    folders: set[str] = set()
     for info in entries:
         # orig_filename: zipfile cuts ``filename`` at a NUL byte, a device may not.
         problem = name_problem(info.orig_filename) or entry_problem(info)
         if problem is not None:
             raise ZipRefusedError(problem, entry=info.orig_filename)
-        key = info.orig_filename.removesuffix("/")
-        if key in seen:
+        key = _device_name(info).removesuffix("/")
+        if _folded(key) in seen:
             raise ZipRefusedError(
-                f"Two entries of the zip are named {key!r}; which one a device keeps is undefined",
-                entry=info.orig_filename,
+                f"Two entries of the zip are named {key!r} (letter case and Unicode forms "
+                "aside, as iOS and macOS file systems compare names); which one a device keeps "
+                "is undefined",
+                entry=_device_name(info),
             )
-        seen.add(key)
+        seen.add(_folded(key))
+        parts = key.split("/")
+        folders.update(_folded("/".join(parts[:end])) for end in range(1, len(parts)))
+    for info in entries:
+        if not info.is_dir() and _folded(_device_name(info)) in folders:
+            raise ZipRefusedError(
+                f"Entry {_device_name(info)!r} is a file, and a folder of other entries",
+                entry=_device_name(info),
+            )
     _check_total(sum(info.file_size for info in entries), limits, size)
+
+
+def _device_name(info: zipfile.ZipInfo) -> str:
+    """The name a device unpacks: without the zip's UTF-8 flag, zipfile reads a name as CP437,
+    while the plugin's unzippers read UTF-8."""
+    if info.flag_bits & 0x800:
+        return info.orig_filename
+    try:
+        return info.orig_filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.orig_filename
+
+
+def _folded(name: str) -> str:
+    """``name`` as a case-insensitive, normalising file system (APFS, HFS+) compares it."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _check_total(total: int, limits: ZipLimits, size: int) -> None:

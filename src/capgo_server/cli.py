@@ -22,6 +22,10 @@ from rich.markup import escape
 from capgo_server.bundle_cli import bundle_cli
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from capgo_server.settings import Settings
 
 # The server commands import the database stack (SQLAlchemy, Alembic, FastAPI) inside their
@@ -138,6 +142,32 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _in_one_transaction(
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[dict[str, str]]]
+) -> dict[str, str]:
+    """``work`` in one transaction on the migrated database; an unreachable one is the
+    command's one-line error. What ``work`` raises on purpose goes to the caller."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from capgo_server.db.engine import make_engine, make_sessionmaker
+    from capgo_server.db.migrate import pending_migrations
+
+    async def run() -> dict[str, str]:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            if await pending_migrations(engine):
+                fail("the database is not migrated: run `capgo-server migrate` first")
+            async with make_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"cannot reach the database at {_display_url(settings)}: {_first_line(exc)}")
+
+
 @cli.command()
 def migrate() -> None:
     """Apply pending database migrations and exit."""
@@ -210,10 +240,7 @@ def create_user_command(
     Prints {"user_id": ..., "org_id": ..., "apikey": ...} on stdout.
     """
     from email_validator import EmailNotValidError, validate_email
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from capgo_server.db.engine import make_engine, make_sessionmaker
-    from capgo_server.db.migrate import pending_migrations
     from capgo_server.users.service import UserExistsError, create_user
 
     try:
@@ -224,23 +251,14 @@ def create_user_command(
         fail(f"--org-name must be {MIN_ORG_NAME} to {MAX_ORG_NAME} characters long")
     settings = _settings()
 
-    async def run() -> dict[str, str]:
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            if await pending_migrations(engine):
-                fail("the database is not migrated: run `capgo-server migrate` first")
-            async with make_sessionmaker(engine)() as session, session.begin():
-                account = await create_user(session, email, org_name, hashed_key=hashed)
-            return {"user_id": account.user_id, "org_id": account.org_id, "apikey": account.apikey}
-        finally:
-            await engine.dispose()
+    async def work(session: AsyncSession) -> dict[str, str]:
+        account = await create_user(session, email, org_name, hashed_key=hashed)
+        return {"user_id": account.user_id, "org_id": account.org_id, "apikey": account.apikey}
 
     try:
-        result = asyncio.run(run())
+        result = _in_one_transaction(settings, work)
     except UserExistsError as exc:
         fail(str(exc))
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"cannot reach the database at {_display_url(settings)}: {_first_line(exc)}")
     typer.echo(json.dumps(result))
 
 
@@ -258,35 +276,23 @@ def release_app_id_command(
 
     Refused while an app holds the id.
     """
-    from sqlalchemy.exc import SQLAlchemyError
 
     from capgo_server.apps.reservations import ReleaseRefused, release_app_id
     from capgo_server.apps.service import MAX_APP_ID_LENGTH
-    from capgo_server.db.engine import make_engine, make_sessionmaker
-    from capgo_server.db.migrate import pending_migrations
     from capgo_server.validation import is_app_id
 
     if not is_app_id(app_id) or len(app_id) > MAX_APP_ID_LENGTH:
         fail(f"{app_id!r} is not an app id (a reverse-domain string such as com.example.app)")
     settings = _settings()
 
-    async def run() -> dict[str, str]:
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            if await pending_migrations(engine):
-                fail("the database is not migrated: run `capgo-server migrate` first")
-            async with make_sessionmaker(engine)() as session, session.begin():
-                released = await release_app_id(session, app_id)
-            return {"app_id": released.app_id, "org_id": released.org_id}
-        finally:
-            await engine.dispose()
+    async def work(session: AsyncSession) -> dict[str, str]:
+        released = await release_app_id(session, app_id)
+        return {"app_id": released.app_id, "org_id": released.org_id}
 
     try:
-        result = asyncio.run(run())
+        result = _in_one_transaction(settings, work)
     except ReleaseRefused as exc:
         fail(str(exc))
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"cannot reach the database at {_display_url(settings)}: {_first_line(exc)}")
     typer.echo(json.dumps(result))
 
 

@@ -36,9 +36,9 @@ element of an array, for ``/stats`` batches), else from the query string. A ``/s
 uses what N single events would. A request is let through when its window has room for its
 first event, so a full batch from the plugin (up to ``CAPGO_STATS_MAX_BATCH_EVENTS``) never
 waits forever; a window therefore takes at most ``limit - 1 + CAPGO_STATS_MAX_BATCH_EVENTS``
-events. It never fails on bad
-input: the handler still answers 400 for a malformed body (the body is cached, so the handler can
-read it again); a body over ``CAPGO_MAX_BODY_BYTES`` is 413 here already.
+events. It never fails on bad input: the handler still answers 400 for a malformed body (the
+body is cached, so the handler can read it again); a body over ``CAPGO_MAX_BODY_BYTES`` is 413
+here already.
 """
 
 from __future__ import annotations

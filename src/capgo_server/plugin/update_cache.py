@@ -43,6 +43,7 @@ import contextlib
 import logging
 import time
 import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -233,9 +234,14 @@ class UpdateCache:
             except Exception:  # the snapshot in hand stays usable until it is too old
                 logger.warning("update cache: could not reload %s", app_id, exc_info=True)
 
-        task = asyncio.get_running_loop().create_task(refresh())
+        self._in_background(refresh())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """``work`` as a task that :meth:`close` waits for (a reload, a poll)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._refreshes.add(task)
         task.add_done_callback(self._refreshes.discard)
+        return task
 
     def _begin_load(self, app_id: str) -> asyncio.Future[AppSnapshot | None]:
         """Announce a load of the app: requests that need it meanwhile wait for this future."""
@@ -291,10 +297,7 @@ class UpdateCache:
         would wait for one (``CAPGO_DB_POOL_TIMEOUT_SECONDS``): the request then answers from the
         snapshots it has while the poll goes on without it.
         """
-        poll = asyncio.get_running_loop().create_task(self._poll())
-        self._refreshes.add(poll)
-        poll.add_done_callback(self._refreshes.discard)
-        await asyncio.wait({poll}, timeout=POLL_WAIT_SECONDS)
+        await asyncio.wait({self._in_background(self._poll())}, timeout=POLL_WAIT_SECONDS)
 
     async def _poll(self) -> None:
         """Drop the snapshots of apps other workers changed (their stamp moved), and all of

@@ -83,7 +83,29 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    _refuse_unknown_revision(connection)
+    connection.rollback()  # the read began a transaction; SQLite migrations must start outside one
     command.upgrade(alembic_config(connection), "head")
+
+
+def _refuse_unknown_revision(connection: Connection) -> None:
+    """Raise :class:`MigrationError` when the database is at a revision this release does not
+    know: a newer capgo-server migrated it. Alembic would fail deep inside with a traceback;
+    the operator needs to hear what happened and what to do."""
+    from alembic.script import ScriptDirectory
+
+    current = _current_revision(connection)
+    if current is None:
+        return
+    known = {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+    if current not in known:
+        raise MigrationError(
+            f"the database is at revision {current!r}, which this capgo-server does not know: "
+            "a newer release migrated it; run that release (or newer), or restore a backup "
+            "taken before the upgrade"
+        )
 
 
 def _current_revision(connection: Connection) -> str | None:
@@ -108,6 +130,7 @@ async def pending_migrations(engine: AsyncEngine) -> bool:
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     async with engine.connect() as connection:
+        await connection.run_sync(_refuse_unknown_revision)
         current = await connection.run_sync(_current_revision)
     return current != head
 

@@ -3,6 +3,7 @@ expired after 7 days, capped per organization, granted by ``create-user`` (issue
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from capgo_server.auth.roles import Role
 from capgo_server.clock import utcnow
-from capgo_server.members.pending import INVITATION_LIFETIME, MAX_PENDING_INVITATIONS_PER_ORG
-from capgo_server.models import AuditLog, PendingInvitation
-from capgo_server.users.service import GrantedInvitation, create_user
+from capgo_server.members.pending import (
+    INVITATION_LIFETIME,
+    MAX_PENDING_INVITATIONS_PER_ORG,
+    keep_invitation,
+    lock_email,
+)
+from capgo_server.models import AuditLog, PendingInvitation, User
+from capgo_server.users.service import GrantedInvitation, NewAccount, create_user
 from tests.apps.helpers import create_app
 from tests.conftest import Account, make_account
 from tests.members.helpers import (
@@ -340,6 +347,35 @@ class TestGrantedAtCreateUser:
         assert entries[-1].new_record is not None
         assert entries[-1].new_record["user_id"] == newcomer.user_id
         assert entries[-1].new_record["user_right"] == "invite_read"
+
+
+class TestRaceWithCreateUser:
+    async def test_create_user_waits_for_an_invitation_of_its_email_in_progress(
+        self, app: FastAPI, alice: Account
+    ) -> None:
+        """The invitation found no user; ``create-user`` of that e-mail, started meanwhile, must
+        not miss the invitation about to be committed (it would then never be granted)."""
+
+        async def create() -> NewAccount:
+            async with app.state.sessionmaker() as session, session.begin():
+                return await create_user(session, NEWCOMER)
+
+        async with app.state.sessionmaker() as inviting, inviting.begin():
+            await lock_email(inviting, NEWCOMER)
+            assert await inviting.scalar(select(User.id).where(User.email == NEWCOMER)) is None
+            creating = asyncio.create_task(create())
+            await asyncio.sleep(0.5)
+            assert not creating.done()
+            await keep_invitation(
+                inviting,
+                org_id=alice.org_id,
+                email=NEWCOMER,
+                role=Role.read,
+                invited_by=alice.user_id,
+            )
+        account = await asyncio.wait_for(creating, timeout=20)
+        assert account.invitations == [GrantedInvitation(alice.org_id, "invite_read")]
+        assert await kept(app) == []
 
 
 class TestInviteeListing:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
 from capgo_server.auth.roles import INVITABLE_ROLES, Role
 from capgo_server.clock import utcnow
+from capgo_server.db.locks import lock_for_update
 from capgo_server.errors import ApiError
 from capgo_server.members.schemas import MemberOut
 from capgo_server.models import Membership, PendingInvitation, User
@@ -32,6 +33,29 @@ INVITATION_LIFETIME = timedelta(days=7)
 #: bound, one admin key could fill the database. 100 is far beyond a real team's backlog of
 #: unanswered invitations; withdrawing or expiring ones frees room.
 MAX_PENDING_INVITATIONS_PER_ORG = 100
+
+
+#: First key of the PostgreSQL advisory locks taken per e-mail (the second is its hash), so that
+#: they cannot collide with advisory locks taken for anything else.
+_EMAIL_LOCK_CLASS = 0x696E76  # "inv"
+
+
+async def lock_email(session: AsyncSession, email: str) -> None:
+    """Until the transaction ends, be the only one inviting or creating a user ``email``.
+
+    Without it, an invitation and ``create-user`` of the same e-mail running at once could each
+    miss the other's uncommitted row: the invitation would be kept for a user who now exists and
+    never be granted. Whichever comes second waits, then sees what the first committed.
+    PostgreSQL: a transaction-scoped advisory lock on the e-mail's hash (a collision only makes
+    two e-mails wait for each other). SQLite: the database's write lock (``lock_for_update``).
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await session.execute(
+            select(func.pg_advisory_xact_lock(_EMAIL_LOCK_CLASS, func.hashtext(email)))
+        )
+    else:
+        await lock_for_update(session, select(literal(1)))
 
 
 def _oldest_valid(now: datetime) -> datetime:

@@ -93,6 +93,7 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
         denied=cannot_access_organization(org_id),
     )
     await pending.purge_expired(session, org_id=org_id)
+    await pending.lock_email(session, email)
     user = await session.scalar(select(User).where(User.email == email))
     if user is not None:
         invited = await session.scalar(

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.auth.keys import KeyMode, new_key_value, sha256_hex
-from capgo_server.members.pending import grant_pending_invitations
+from capgo_server.members.pending import grant_pending_invitations, lock_email
 from capgo_server.models import ApiKey, User
 from capgo_server.organizations.service import found_organization
 
@@ -52,6 +52,7 @@ async def create_user(
     Raises :class:`UserExistsError` when a user has that e-mail already.
     """
     email = email.strip().lower()
+    await lock_email(session, email)  # an invitation of this e-mail made meanwhile is granted
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise UserExistsError(f"a user with e-mail {email} already exists")
     user = User(email=email)

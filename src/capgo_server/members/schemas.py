@@ -67,10 +67,10 @@ class MemberOut(BaseModel):
 class PendingInvitationOut(BaseModel):
     """One of the caller's pending invitations (``GET /organization/members/invitations``)."""
 
-    orgId: str
+    orgId: str = Field(description="The inviting organization; answer with this id.")
     name: str = Field(description="The organization's name.")
     role: InvitationRole = Field(description="The role offered, in its pending form.")
-    invited_at: JsDatetime
+    invited_at: JsDatetime = Field(description="When the invitation was made (UTC).")
 
 
 class InvitationAccepted(BaseModel):

@@ -99,7 +99,7 @@ def is_uuid(value: Any) -> bool:
         return False
 
 
-def account_of(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+def account_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     """The JSON printed by a successful ``create-user`` (asserting its exact shape)."""
     assert result.returncode == 0, describe(result)
     assert result.stderr == "", describe(result)
@@ -108,8 +108,9 @@ def account_of(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     assert result.stdout == lines[0] + "\n", describe(result)
     account = json.loads(lines[0])
     assert isinstance(account, dict), describe(result)
-    assert set(account) == ACCOUNT_KEYS, describe(result)
+    assert set(account) == ACCOUNT_KEYS | {"invitations"}, describe(result)
     assert all(is_uuid(account[key]) for key in ACCOUNT_KEYS), describe(result)
+    assert isinstance(account["invitations"], list), describe(result)
     assert len({account["user_id"], account["org_id"], account["apikey"]}) == 3
     return account
 

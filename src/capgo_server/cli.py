@@ -22,7 +22,7 @@ from rich.markup import escape
 from capgo_server.bundle_cli import bundle_cli
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -143,8 +143,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _in_one_transaction(
-    settings: Settings, work: Callable[[AsyncSession], Awaitable[dict[str, str]]]
-) -> dict[str, str]:
+    settings: Settings, work: Callable[[AsyncSession], Awaitable[Mapping[str, object]]]
+) -> Mapping[str, object]:
     """``work`` in one transaction on the migrated database; an unreachable one is the
     command's one-line error. What ``work`` raises on purpose goes to the caller."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -152,7 +152,7 @@ def _in_one_transaction(
     from capgo_server.db.engine import make_engine, make_sessionmaker
     from capgo_server.db.migrate import pending_migrations
 
-    async def run() -> dict[str, str]:
+    async def run() -> Mapping[str, object]:
         engine = make_engine(settings.resolved_database_url)
         try:
             if await pending_migrations(engine):
@@ -237,7 +237,9 @@ def create_user_command(
 ) -> None:
     """Create a user, an organization they own and an API key of mode `all`.
 
-    Prints {"user_id": ..., "org_id": ..., "apikey": ...} on stdout.
+    Prints {"user_id": ..., "org_id": ..., "apikey": ..., "invitations": [{"org_id": ...,
+    "role": "invite_<role>"}]} on stdout: invitations kept for this e-mail are now the user's
+    to accept or decline.
     """
     from email_validator import EmailNotValidError, validate_email
 
@@ -251,9 +253,8 @@ def create_user_command(
         fail(f"--org-name must be {MIN_ORG_NAME} to {MAX_ORG_NAME} characters long")
     settings = _settings()
 
-    async def work(session: AsyncSession) -> dict[str, str]:
-        account = await create_user(session, email, org_name, hashed_key=hashed)
-        return {"user_id": account.user_id, "org_id": account.org_id, "apikey": account.apikey}
+    async def work(session: AsyncSession) -> dict[str, object]:
+        return (await create_user(session, email, org_name, hashed_key=hashed)).as_json()
 
     try:
         result = _in_one_transaction(settings, work)

@@ -252,11 +252,13 @@ class TestInviteMember:
         assert_cannot_access(response, bob.org_id)
         assert await list_members(client, bob.org_id, bob.headers) == [member(bob, "super_admin")]
 
-    async def test_unknown_email_is_no_email(
+    async def test_unknown_email_is_kept_not_no_email(
         self, client: httpx.AsyncClient, alice: Account
     ) -> None:
+        # Kept until that user is created: see test_pending_invitations.py.
         response = await invite(client, alice, alice.org_id, "nobody@example.com", "read")
-        assert_invite_refused(response, "NO_EMAIL")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"status": "ok"}
 
     async def test_existing_member_is_already_invited(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account

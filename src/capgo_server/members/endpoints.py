@@ -17,6 +17,7 @@ from capgo_server.members.schemas import (
     MemberRemove,
     MemberRemoved,
     MembersQuery,
+    PendingInvitationOut,
 )
 from capgo_server.openapi import API_ERRORS, error_responses
 from capgo_server.organizations.schemas import StatusOk
@@ -47,10 +48,33 @@ async def get_members(request: Request, session: Session, principal: AnyModeKey)
 
 @members_router.post("", response_model=StatusOk, openapi_extra=documented_body(MemberInvite))
 async def invite_member(request: Request, session: Session, principal: AnyModeKey) -> StatusOk:
-    """Invite an existing user; they hold ``invite_<role>`` until they accept."""
+    """Invite a user by e-mail; they hold ``invite_<role>`` until they accept.
+
+    An e-mail that has no user yet is invited all the same: the invitation is listed with
+    ``is_tmp: true`` and given to that user when the operator creates them
+    (``capgo-server create-user``), unless it expired first (7 days).
+    """
     body = validate(MemberInvite, await body_or_query(request))
     await service.invite_member(session, principal, body)
     return StatusOk()
+
+
+@members_router.get(
+    "/invitations",
+    response_model=list[PendingInvitationOut],
+    summary="List my pending invitations",
+)
+async def list_my_invitations(
+    session: Session, principal: AnyModeKey
+) -> list[PendingInvitationOut]:
+    """The organizations inviting the key's own user, with the role each offers, oldest first.
+
+    Answer one with ``POST /organization/members/accept`` or ``/decline``. Any key mode may
+    list; a key limited to some organizations sees only those, a key limited to apps none.
+    ``GET /organization`` does not show these organizations: an invitation grants nothing
+    until accepted.
+    """
+    return await service.my_invitations(session, principal)
 
 
 @members_router.post(

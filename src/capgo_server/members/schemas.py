@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, model_validator
+from pydantic import BaseModel, EmailStr, Field, model_validator
 
-from capgo_server.schema_types import OrgIdText
+from capgo_server.schema_types import JsDatetime, OrgIdText
 
 InvitableRole = Literal["read", "upload", "write", "admin", "super_admin"]
+InvitationRole = Literal[
+    "invite_read", "invite_upload", "invite_write", "invite_admin", "invite_super_admin"
+]
 MemberRole = Literal[
     "invite_read",
     "invite_upload",
@@ -59,6 +62,15 @@ class MemberOut(BaseModel):
     image_url: str
     role: MemberRole
     is_tmp: bool
+
+
+class PendingInvitationOut(BaseModel):
+    """One of the caller's pending invitations (``GET /organization/members/invitations``)."""
+
+    orgId: str = Field(description="The inviting organization; answer with this id.")
+    name: str = Field(description="The organization's name.")
+    role: InvitationRole = Field(description="The role offered, in its pending form.")
+    invited_at: JsDatetime = Field(description="When the invitation was made (UTC).")
 
 
 class InvitationAccepted(BaseModel):

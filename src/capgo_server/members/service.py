@@ -3,6 +3,8 @@
 House decisions: an ``admin`` may invite up to ``admin``; only a ``super_admin`` may grant
 ``super_admin``. An invitation is ``invite_<role>`` and grants nothing until the invited user
 accepts it with their own key; with the same key they may decline it instead, which deletes it.
+An invitation to an e-mail that has no user yet is kept until that user is created
+(:mod:`capgo_server.members.pending`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from capgo_server import audit
 from capgo_server.auth.access import authorize_org, cannot_access_organization, is_uuid
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import WRITE_MODES, Principal
-from capgo_server.auth.roles import Role
+from capgo_server.auth.roles import INVITABLE_ROLES, Role
 from capgo_server.clock import utcnow
 from capgo_server.db.locks import lock_for_update
 from capgo_server.errors import ApiError
-from capgo_server.members.schemas import MemberInvite, MemberOut
+from capgo_server.members import pending
+from capgo_server.members.schemas import MemberInvite, MemberOut, PendingInvitationOut
 from capgo_server.models import Membership, Organization, User
 
 
@@ -43,20 +46,25 @@ async def list_members(session: AsyncSession, principal: Principal, org_id: str)
         .where(Membership.org_id == org_id)
         .order_by(Membership.created_at, Membership.id)
     )
-    return [
+    members = [
         MemberOut(
             uid=user.id, email=user.email, image_url=user.image_url or "", role=right, is_tmp=False
         )
         for user, right in rows.all()
     ]
+    return members + await pending.pending_members(session, org_id)
 
 
 async def invite_member(session: AsyncSession, principal: Principal, body: MemberInvite) -> None:
-    """Add ``invite_<role>`` for an existing user.
+    """Invite ``body.email`` as ``invite_<role>``: a membership of an existing user, or a kept
+    invitation of an e-mail that has no user yet (granted when that user is created).
 
     Refusals are 400 ``error_inviting_user_to_organization`` with ``moreInfo.data`` one of
-    Capgo's statuses: ``NO_RIGHTS`` (granting above one's own rank), ``NO_EMAIL`` (no such user),
-    ``ALREADY_INVITED`` (already a member or invited).
+    Capgo's statuses: ``NO_RIGHTS`` (granting above one's own rank), ``ALREADY_INVITED``
+    (already a member or invited), or ``TOO_MANY_INVITATIONS`` (see
+    :func:`pending.refuse_beyond_cap`). Every refusal that does not need the caller's rights
+    comes before the e-mail is looked up, so a caller without them never learns whether the
+    e-mail has a user; one with them learns it from the members list anyway.
     """
     access = await authorize_org(
         session,
@@ -70,22 +78,74 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
     offered = Role(body.invite_type)
     if offered == Role.super_admin and access.role != Role.super_admin:
         raise _invite_refused("NO_RIGHTS")
-    user = await session.scalar(select(User).where(User.email == str(body.email).lower()))
-    if user is None:
-        raise _invite_refused("NO_EMAIL")
-    existing = await session.scalar(
-        select(Membership.id).where(
-            Membership.org_id == access.org.id, Membership.user_id == user.id
+    org_id = access.org.id
+    email = str(body.email).lower()
+    # Invitations to one org run one at a time from here, so that concurrent ones count each
+    # other against the cap; the caller's rights are read again under the lock.
+    await lock_for_update(session, select(Organization.id).where(Organization.id == org_id))
+    await authorize_org(
+        session,
+        principal,
+        org_id,
+        role=Role.admin,
+        modes=WRITE_MODES,
+        org_wide=True,
+        denied=cannot_access_organization(org_id),
+    )
+    await pending.purge_expired(session, org_id=org_id)
+    await pending.lock_email(session, email)
+    user = await session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        invited = await session.scalar(
+            select(Membership.id).where(Membership.org_id == org_id, Membership.user_id == user.id)
         )
-    )
-    if existing is not None:
+        already = invited is not None
+    else:
+        already = await pending.is_pending(session, org_id, email)
+    if already:
         raise _invite_refused("ALREADY_INVITED")
-    membership = Membership(
-        org_id=access.org.id, user_id=user.id, user_right=offered.invitation().value
-    )
+    await pending.refuse_beyond_cap(session, org_id)
+    if user is None:
+        await pending.keep_invitation(
+            session, org_id=org_id, email=email, role=offered, invited_by=principal.user_id
+        )
+        return
+    membership = Membership(org_id=org_id, user_id=user.id, user_right=offered.invitation().value)
     session.add(membership)
     await session.flush()
-    audit.record_row(session, membership, "INSERT", org_id=access.org.id, user_id=principal.user_id)
+    audit.record_row(session, membership, "INSERT", org_id=org_id, user_id=principal.user_id)
+
+
+async def my_invitations(session: AsyncSession, principal: Principal) -> list[PendingInvitationOut]:
+    """The caller's own pending invitations (``invite_<role>`` memberships), oldest first.
+
+    Any key mode may read them. A key limited to some orgs sees only those; a key limited to
+    some apps sees none (its apps are in orgs the user already belongs to, and such a key
+    cannot answer invitations).
+    """
+    if principal.is_app_limited:
+        return []
+    query = (
+        select(Organization, Membership)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(
+            Membership.user_id == principal.user_id,
+            Membership.user_right.in_([role.invitation().value for role in INVITABLE_ROLES]),
+        )
+        .order_by(Membership.created_at, Membership.id)
+    )
+    for key in principal.keys:
+        if key.limited_to_orgs:
+            query = query.where(Organization.id.in_(key.limited_to_orgs))
+    return [
+        PendingInvitationOut(
+            orgId=org.id,
+            name=org.name,
+            role=membership.user_right,
+            invited_at=membership.created_at,
+        )
+        for org, membership in (await session.execute(query)).all()
+    ]
 
 
 def _may_answer_invitations(principal: Principal, org_id: str) -> None:
@@ -205,11 +265,19 @@ async def remove_member(
         .where(Membership.org_id == org_id, User.email == email.lower())
     )
     if target is None:
-        raise ApiError(
-            404, "user_not_found", "User not found in this organization", {"email": email}
-        )
+        invitation = await pending.find_pending(session, org_id, email.lower())
+        if invitation is None:
+            raise ApiError(
+                404, "user_not_found", "User not found in this organization", {"email": email}
+            )
+        # An invitation of a non-user is never the caller's own: withdrawing it takes what
+        # withdrawing anyone else's invitation takes.
+        if not _may_remove_others(access.role, principal):
+            raise denied
+        await pending.cancel(session, invitation, principal.user_id)
+        return
     if target.user_id != principal.user_id:
-        if access.role.rank < Role.admin.rank or not principal.has_mode({KeyMode.all}):
+        if not _may_remove_others(access.role, principal):
             raise denied
         if Role(target.user_right).rank > access.role.rank:
             raise ApiError(
@@ -236,3 +304,8 @@ async def remove_member(
     audit.record_row(
         session, target, "DELETE", org_id=org_id, user_id=principal.user_id, old=before
     )
+
+
+def _may_remove_others(role: Role, principal: Principal) -> bool:
+    """Removing someone else needs the ``admin`` role and a key of mode ``all`` (Capgo's rule)."""
+    return role.rank >= Role.admin.rank and principal.has_mode({KeyMode.all})

@@ -9,6 +9,7 @@ from capgo_server.models.channel import Channel, ChannelOverride, DeployHistory
 from capgo_server.models.device import Device
 from capgo_server.models.membership import Membership
 from capgo_server.models.organization import Organization
+from capgo_server.models.pending_invitation import PendingInvitation
 from capgo_server.models.stats import DailyMauChange, DailyVersion, DeviceActivity, StatsEvent
 from capgo_server.models.upload import Upload
 from capgo_server.models.usage import DailyBandwidth
@@ -30,6 +31,7 @@ __all__ = [
     "DeviceActivity",
     "Membership",
     "Organization",
+    "PendingInvitation",
     "StatsEvent",
     "Upload",
     "User",

@@ -8,6 +8,7 @@ otherwise become a new private channel that no device reaches).
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,10 +52,26 @@ def promote_hint(app_id: str, version: str, channel: str, *, create: bool = Fals
     return f"`{command}{' --create-channel' if create else ''}`"
 
 
-def _channels_named(app_id: str, names: list[str]) -> str:
+def _closest(wanted: str, names: list[str]) -> str | None:
+    """The channel a mistyped name most likely meant: same letters in another case, a prefix
+    (``prod``), else a close spelling."""
+    folded = wanted.casefold()
+    for name in names:
+        if name.casefold() == folded:
+            return name
+    for name in names:
+        if name.casefold().startswith(folded) or folded.startswith(name.casefold()):
+            return name
+    close = difflib.get_close_matches(wanted, names, n=1)
+    return close[0] if close else None
+
+
+def _channels_named(app_id: str, names: list[str], wanted: str) -> str:
     if not names:
         return f"{app_id} has no channels yet"
-    return f"channels of {app_id}: {', '.join(names)}"
+    close = _closest(wanted, names)
+    guess = f"; did you mean {close!r}?" if close else ""
+    return f"channels of {app_id}: {', '.join(names)}{guess}"
 
 
 async def plan_channel(
@@ -90,15 +107,15 @@ async def plan_channel(
     names = await list_channels(client, app_id, action)
     if source == "option":
         raise CliError(
-            f"channel {name!r} does not exist ({_channels_named(app_id, names)}); nothing was "
-            "uploaded: check the name, or pass --create-channel to create it"
+            f"channel {name!r} does not exist ({_channels_named(app_id, names, name)}); "
+            "nothing was uploaded: check the name, or pass --create-channel to create it"
         )
     existing = f"; or {promote_hint(app_id, version, names[0])}" if names else ""
     return ChannelPlan(
         None,
         None,
         warning=f"no channel serves {version}: {app_id}'s default upload channel {name!r} does "
-        f"not exist ({_channels_named(app_id, names)}); to serve this bundle run "
+        f"not exist ({_channels_named(app_id, names, name)}); to serve this bundle run "
         f"{promote_hint(app_id, version, name, create=True)}{existing}",
     )
 
@@ -143,7 +160,7 @@ async def promote(
     if previous is None and not create:
         names = await list_channels(client, app_id, action)
         raise CliError(
-            f"channel {channel!r} does not exist ({_channels_named(app_id, names)}); "
+            f"channel {channel!r} does not exist ({_channels_named(app_id, names, channel)}); "
             "check the name, or pass --create-channel to create it"
         )
     if previous == version:

@@ -177,6 +177,14 @@ class TestDefaultChannel:
 
 
 class TestChannelOption:
+    def test_an_empty_name_is_refused(self, live: Live, app_id: str) -> None:
+        make_channel(live, app_id, "dev")
+        result = upload(live, app_id, "1.0.0", "--channel", "")
+        assert error_line(result) == (
+            "error: --channel is empty: give a channel name, or --no-channel"
+        )
+        assert bundle_names(live, app_id) == []
+
     def test_a_typo_is_refused_before_any_byte_is_sent(self, live: Live, app_id: str) -> None:
         make_channel(live, app_id, "production")
         make_channel(live, app_id, "beta")
@@ -277,6 +285,11 @@ class TestPromote:
         assert error_line(result) == (
             "error: 'no spaces' is not an app id (expected e.g. com.example.app)"
         )
+
+    def test_an_empty_channel_name(self, live: Live, app_id: str) -> None:
+        summary(upload(live, app_id, "1.0.0", "--no-channel"))
+        result = promote(live, app_id, "1.0.0", " ")
+        assert error_line(result) == "error: --channel is empty: give a channel name"
 
     def test_wrong_key(self, live: Live, app_id: str) -> None:
         result = live.cli(

@@ -95,8 +95,8 @@ def upload_command(
     channel: Annotated[
         str | None,
         typer.Option(
-            help="Set the bundle on this existing channel (default: the app's default upload "
-            "channel).",
+            help="Set the bundle on this channel, which must exist (else nothing is uploaded); "
+            "default: the app's default upload channel.",
             show_default=False,
         ),
     ] = None,
@@ -187,11 +187,13 @@ def promote_command(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Set an uploaded bundle on a channel: the channel's devices get it next."""
+    """Set an uploaded bundle on an existing channel, by names (also to roll back)."""
 
     async def change() -> Promotion:
         if not is_app_id(app_id):
             raise CliError(f"{app_id!r} is not an app id (expected e.g. com.example.app)")
+        if not channel.strip():
+            raise CliError("--channel is empty: give a channel name")
         async with ApiClient(api, apikey) as client:
             return await promote(client, app_id, version, channel, create=create_channel)
 

@@ -149,6 +149,8 @@ def _check_request(request: UploadRequest) -> None:
         raise CliError(f"{request.app_id!r} is not an app id (expected e.g. com.example.app)")
     if not is_semver(request.version):
         raise CliError(f"{request.version!r} is not a semantic version (expected e.g. 1.2.3)")
+    if request.channel is not None and not request.channel.strip():
+        raise CliError("--channel is empty: give a channel name, or --no-channel")
     if request.no_channel and (request.channel or request.create_channel):
         option = "--channel" if request.channel else "--create-channel"
         raise CliError(f"--no-channel and {option} contradict each other: give one")

@@ -150,9 +150,10 @@ class TestDefaultChannel:
         assert summary(result)[-1] == "  channel  none (see the warning)"
         assert stderr_of(result, "warning:") == [
             f"warning: no channel serves 1.0.0: this API key may not read {app_id}'s default "
-            "upload channel (keys of mode write or upload cannot read apps); pass --channel, or "
-            f"run `capgo-server bundle promote --app-id {app_id} --version 1.0.0 --channel NAME` "
-            "with a key of mode all or write"
+            "upload channel (keys of mode write or upload cannot read apps); name it with "
+            f"--channel (a key of mode write may), or run `capgo-server bundle promote --app-id "
+            f"{app_id} --version 1.0.0 --channel NAME` with a key of mode all or write; "
+            "--no-channel says that no channel is wanted"
         ]
         assert channel_version(live, app_id, "dev") == "unknown"
 

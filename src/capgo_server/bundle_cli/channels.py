@@ -94,8 +94,10 @@ async def plan_channel(
             None,
             None,
             warning=f"no channel serves {version}: this API key may not read {app_id}'s default "
-            "upload channel (keys of mode write or upload cannot read apps); pass --channel, or "
-            f"run {promote_hint(app_id, version, 'NAME')} with a key of mode all or write",
+            "upload channel (keys of mode write or upload cannot read apps); name it with "
+            "--channel (a key of mode write may), or run "
+            f"{promote_hint(app_id, version, 'NAME')} with a key of mode all or write; "
+            "--no-channel says that no channel is wanted",
         )
     action = f"set channel {name}"
     try:

@@ -149,11 +149,16 @@ class TestUpload:
         folder, files = web_folder(live.cwd)
         result = live.cli(
             "bundle", "upload", "--app-id", app_id, "--version", "1.0.0",
-            "--channel", "production", str(folder),
+            "--channel", "production", "--create-channel", str(folder),
         )  # fmt: skip
         lines = summary(result)
-        assert result.stderr == ""  # no progress bar when stderr is not a terminal
         data = downloaded(live, app_id, "1.0.0")
+        size = f"{len(data) / 1024:.1f} KiB"
+        # No bar without a terminal: a line at the start and one at the end (a fast upload).
+        progress, notes = result.stderr.splitlines()[:2], result.stderr.splitlines()[2:]
+        assert progress[0] == f"progress: {app_id} 1.0.0  0 B of {size} (0%)"
+        assert progress[1].startswith(f"progress: {app_id} 1.0.0  {size} of {size} (100%) in ")
+        assert [note.split(":")[0] for note in notes] == ["note", "note"]
         checksum = hashlib.sha256(data).hexdigest()
         assert lines == [
             f"uploaded {app_id} 1.0.0",
@@ -173,7 +178,7 @@ class TestUpload:
         path.write_bytes(buffer.getvalue())
         result = live.cli(
             "bundle", "upload", "--app-id", app_id, "--version", "2.0.0-beta.1", "--json",
-            str(path),
+            "--no-channel", str(path),
         )  # fmt: skip
         summary(result)
         assert json.loads(result.stdout) == {
@@ -183,7 +188,10 @@ class TestUpload:
             "checksum": hashlib.sha256(buffer.getvalue()).hexdigest(),
             "channel": None,
             "channel_created": None,
+            "channel_source": None,
+            "previous_version": None,
             "interruptions": 0,
+            "warning": None,
         }
         assert downloaded(live, app_id, "2.0.0-beta.1") == buffer.getvalue()
 
@@ -192,9 +200,9 @@ class TestUpload:
             folder, _ = web_folder(live.cwd, filler=1000)
             result = live.cli(
                 "bundle", "upload", "--app-id", app_id, "--version", version,
-                "--channel", "beta", str(folder),
+                "--channel", "beta", "--create-channel", str(folder),
             )  # fmt: skip
-            state = "created" if version == "1.0.0" else "updated"
+            state = "created" if version == "1.0.0" else "updated, was 1.0.0"
             assert summary(result)[-1] == f"  channel  beta ({state})"
             assert channel_version(live, app_id, "beta") == version
 
@@ -218,11 +226,12 @@ class TestInterruptedUpload:
         proxy.arm(cut_after=CHUNK // 2, cuts=2)
         result = live.cli(
             "bundle", "upload", "--app-id", app_id, "--version", "1.0.0",
-            "--channel", "production", "--chunk-size", str(CHUNK), "--json", str(folder),
+            "--channel", "production", "--create-channel", "--chunk-size", str(CHUNK), "--json",
+            str(folder),
         )  # fmt: skip
         summary(result)
         assert proxy.cut_done == 2
-        warnings = result.stderr.splitlines()
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
         assert len(warnings) == 2, describe(result)
         assert all(line.startswith("warning: upload interrupted at byte ") for line in warnings)
         outcome = json.loads(result.stdout)
@@ -304,10 +313,11 @@ class TestUploadErrors:
             str(folder), key=created.json()["key"],
         )  # fmt: skip
         assert error_line(result) == (
-            "error: bundle 1.0.0 was uploaded, but this API key may not set channel beta "
-            "(it needs a key of mode all or write)"
+            "error: this API key may not set channel beta (it needs a key of mode all or write); "
+            "nothing was uploaded"
         )
-        assert entries(downloaded(live, app_id, "1.0.0"))["index.html"]
+        with live.http() as http:
+            assert http.get("/bundle", params={"app_id": app_id}).json() == []
 
     def test_server_not_listening(self, live: Live, app_id: str) -> None:
         api = f"http://127.0.0.1:{free_port()}"

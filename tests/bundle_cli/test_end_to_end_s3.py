@@ -63,7 +63,8 @@ class TestUploadToS3:
         proxy.arm(cut_after=CHUNK // 2, cuts=2)
         result = live.cli(
             "bundle", "upload", "--app-id", app_id, "--version", "1.0.0",
-            "--channel", "production", "--chunk-size", str(CHUNK), "--json", str(folder),
+            "--channel", "production", "--create-channel", "--chunk-size", str(CHUNK), "--json",
+            str(folder),
         )  # fmt: skip
         summary(result)
         assert proxy.cut_done == 2

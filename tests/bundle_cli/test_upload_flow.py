@@ -56,6 +56,7 @@ async def run_upload(
         version="1.0.0",
         path=path,
         channel=channel,
+        no_channel=channel is None,
         chunk_size=CHUNK,
         retries=2,
         backoff=0.001,
@@ -90,7 +91,10 @@ class TestInterruptedRun:
             "checksum": hashlib.sha256(data).hexdigest(),
             "channel": None,
             "channel_created": None,
+            "channel_source": None,
+            "previous_version": None,
             "interruptions": 2,
+            "warning": None,
         }
         assert await download(client, alice) == data
 

@@ -146,28 +146,45 @@ async def explain(
     return CliError(f"cannot {action}: {refusal.message} ({refusal.code})")
 
 
-async def owner_org(client: ApiClient, app_id: str) -> str:
-    """The app's organization: ``GET /app/:id``, else the key's only organization."""
+@dataclass(frozen=True)
+class AppInfo:
+    """What the CLI needs of an app: its organization, and its default upload channel when the
+    key may read the app (keys of mode write or upload may not: ``None``)."""
+
+    owner_org: str
+    default_upload_channel: str | None
+
+
+async def read_app(client: ApiClient, app_id: str, org_id: str | None = None) -> AppInfo:
+    """``GET /app/:id``. A key that may not read apps (mode write or upload) gets ``org_id``,
+    else the key's only organization, and no default channel."""
     response = await client.call("GET", f"/app/{quote(app_id, safe='')}")
     if response.status_code == 200:
-        org = _json(response, "reading the app").get("owner_org")
-        if isinstance(org, str) and org:
-            return org
-        raise CliError(f"GET /app/{app_id} answered without an owner_org")
+        app = _json(response, "reading the app")
+        org = app.get("owner_org") if isinstance(app, dict) else None
+        if not isinstance(org, str) or not org:
+            raise CliError(f"GET /app/{app_id} answered without an owner_org")
+        default = app.get("default_upload_channel")
+        # Capgo's CLI reads a null default as "production".
+        channel = default if isinstance(default, str) and default else "production"
+        return AppInfo(org_id or org, channel)
     refusal = Refusal.of(response)
-    if refusal.status == 401 and refusal.code in KEY_REFUSALS:
-        # Keys of mode upload or write may not read apps; one organization is unambiguous.
-        orgs = await client.call("GET", "/organization")
-        if orgs.status_code == 401:
-            raise CliError("invalid API key")
-        listed = _json(orgs, "listing organizations") if orgs.status_code == 200 else None
-        if isinstance(listed, list) and len(listed) == 1 and isinstance(listed[0], dict):
-            return str(listed[0]["id"])
-        raise CliError(
-            f"this API key may not read app {app_id} (mode upload or write): "
-            "pass --org-id with the id of the app's organization"
+    if refusal.status != 401 or refusal.code not in KEY_REFUSALS:
+        raise await explain(
+            client, refusal, app_id=app_id, action="read the app", modes="all or read"
         )
-    raise await explain(client, refusal, app_id=app_id, action="read the app", modes="all or read")
+    orgs = await client.call("GET", "/organization")
+    if orgs.status_code == 401:
+        raise CliError("invalid API key")
+    if org_id:
+        return AppInfo(org_id, None)
+    listed = _json(orgs, "listing organizations") if orgs.status_code == 200 else None
+    if isinstance(listed, list) and len(listed) == 1 and isinstance(listed[0], dict):
+        return AppInfo(str(listed[0]["id"]), None)
+    raise CliError(
+        f"this API key may not read app {app_id} (mode upload or write): "
+        "pass --org-id with the id of the app's organization"
+    )
 
 
 async def list_bundles(client: ApiClient, app_id: str) -> list[dict[str, Any]]:
@@ -192,17 +209,53 @@ async def list_bundles(client: ApiClient, app_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-async def set_channel(client: ApiClient, app_id: str, channel: str, version: str) -> bool:
-    """Point ``channel`` at bundle ``version``; returns True when the channel was created."""
-    action = f"set channel {channel}"
+async def list_channels(client: ApiClient, app_id: str, action: str) -> list[str]:
+    """The names of the app's channels, oldest first (all pages of ``GET /channel``)."""
+    names: list[str] = []
+    for page in range(10_000):
+        response = await client.call("GET", "/channel", params={"app_id": app_id, "page": page})
+        if response.status_code != 200:
+            raise await explain(
+                client, Refusal.of(response), app_id=app_id, action=action, modes="all or write"
+            )
+        batch = _json(response, "listing channels")
+        if not isinstance(batch, list):
+            raise CliError("GET /channel did not answer a list")
+        names.extend(str(row.get("name")) for row in batch if isinstance(row, dict))
+        if len(batch) < PAGE_SIZE:
+            break
+    return names
+
+
+async def served_version(client: ApiClient, app_id: str, channel: str, action: str) -> str | None:
+    """The version channel ``channel`` serves now, or None when the app has no such channel.
+
+    A key that may not read channels (mode upload) is refused with the reason, as ``action``.
+    """
     found = await client.call("GET", "/channel", params={"app_id": app_id, "channel": channel})
-    refusal = None if found.status_code == 200 else Refusal.of(found)
-    if refusal is not None and refusal.code != "cannot_find_version":  # Capgo's "not found"
-        raise await explain(client, refusal, app_id=app_id, action=action, modes="all or write")
+    if found.status_code == 200:
+        body = _json(found, "reading the channel")
+        version = body.get("version") if isinstance(body, dict) else None
+        name = version.get("name") if isinstance(version, dict) else None
+        return str(name) if name is not None else "unknown"
+    refusal = Refusal.of(found)
+    if refusal.code == "cannot_find_version":  # Capgo's code for a missing channel
+        return None
+    raise await explain(client, refusal, app_id=app_id, action=action, modes="all or write")
+
+
+async def set_channel(client: ApiClient, app_id: str, channel: str, version: str) -> None:
+    """Point ``channel`` at bundle ``version`` (``POST /channel``; creates a missing channel)."""
     body = {"app_id": app_id, "channel": channel, "version": version}
     response = await client.call("POST", "/channel", body=body)
-    if response.status_code != 200:
-        raise await explain(
-            client, Refusal.of(response), app_id=app_id, action=action, modes="all or write"
+    if response.status_code == 200:
+        return
+    refusal = Refusal.of(response)
+    if refusal.code == "cannot_find_version":
+        raise CliError(
+            f"version {version} not found for {app_id} "
+            f"(`capgo-server bundle list --app-id {app_id}` lists its bundles)"
         )
-    return refusal is not None
+    raise await explain(
+        client, refusal, app_id=app_id, action=f"set channel {channel}", modes="all or write"
+    )

@@ -1,4 +1,4 @@
-"""The typer commands ``bundle upload``, ``bundle list`` and ``bundle delete``."""
+"""The typer commands ``bundle upload``, ``promote``, ``list`` and ``delete``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from capgo_server.bundle_cli.api import ApiClient, CliError, Refusal, explain, list_bundles
-from capgo_server.bundle_cli.upload import UploadRequest, stderr, upload_bundle
+from capgo_server.bundle_cli.channels import Promotion, private_channel_notes, promote
+from capgo_server.bundle_cli.progress import DEFAULT_INTERVAL, human_size
+from capgo_server.bundle_cli.upload import UploadRequest, UploadResult, stderr, upload_bundle
 from capgo_server.tus_client import DEFAULT_CHUNK_SIZE
+from capgo_server.validation import is_app_id
 
 bundle_cli = typer.Typer(
     name="bundle",
-    help="Upload, list and delete the bundles of an app on a capgo-server (an API client; "
-    "--api and --apikey can come from CAPGO_API and CAPGO_APIKEY).",
+    help="Upload, promote, list and delete the bundles of an app on a capgo-server (an API "
+    "client; --api and --apikey can come from CAPGO_API and CAPGO_APIKEY).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -76,17 +79,6 @@ def echo_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=True))
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    amount = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    raise AssertionError("unreachable")
-
-
 @bundle_cli.command("upload")
 def upload_command(
     path: Annotated[
@@ -103,9 +95,22 @@ def upload_command(
     channel: Annotated[
         str | None,
         typer.Option(
-            help="Set the bundle on this channel (created if missing).", show_default=False
+            help="Set the bundle on this channel, which must exist (else nothing is uploaded); "
+            "default: the app's default upload channel.",
+            show_default=False,
         ),
     ] = None,
+    create_channel: Annotated[
+        bool,
+        typer.Option(
+            "--create-channel",
+            help="Create the channel if it does not exist (a new channel is private).",
+        ),
+    ] = False,
+    no_channel: Annotated[
+        bool,
+        typer.Option("--no-channel", help="Only upload: set the bundle on no channel."),
+    ] = False,
     org_id: Annotated[
         str | None,
         typer.Option(help="The app's organization (needed only by keys that cannot read apps)."),
@@ -116,11 +121,34 @@ def upload_command(
     retries: Annotated[
         int, typer.Option(min=0, help="Retries after an interrupted connection.")
     ] = 5,
+    progress_interval: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Without a terminal (CI logs): seconds at least between progress lines, "
+            "each also at least 10% of the bundle further.",
+        ),
+    ] = DEFAULT_INTERVAL,
     json_output: JsonOption = False,
 ) -> None:
-    """Zip and upload a bundle, resuming after interruptions; optionally set it on a channel."""
+    """Zip and upload a bundle, resuming after interruptions, and set it on a channel.
+
+    The channel is --channel, else the app's default upload channel; it must exist unless
+    --create-channel is given. When no channel serves the bundle, a warning says how to promote it.
+    """
     request = UploadRequest(
-        api, apikey, app_id, version, path, channel, org_id, chunk_size, retries
+        api,
+        apikey,
+        app_id,
+        version,
+        path,
+        channel,
+        org_id,
+        chunk_size,
+        retries,
+        create_channel=create_channel,
+        no_channel=no_channel,
+        progress_interval=progress_interval,
     )
     result = run(upload_bundle(request))
     if json_output:
@@ -129,9 +157,58 @@ def upload_command(
     typer.echo(f"uploaded {result.app_id} {result.version}")
     typer.echo(f"  size     {human_size(result.size)} ({result.size} bytes)")
     typer.echo(f"  sha256   {result.checksum}")
-    if result.channel:
-        state = "created" if result.channel_created else "updated"
-        typer.echo(f"  channel  {result.channel} ({state})")
+    typer.echo(f"  channel  {_channel_summary(result)}")
+
+
+def _channel_summary(result: UploadResult) -> str:
+    plan = result.plan
+    if plan.name is None:
+        return "none (--no-channel)" if plan.warning is None else "none (see the warning)"
+    state = "created" if plan.creates else f"updated, was {plan.previous}"
+    default = "; the app's default upload channel" if plan.source == "default" else ""
+    return f"{plan.name} ({state}{default})"
+
+
+@bundle_cli.command("promote")
+def promote_command(
+    api: ApiOption,
+    apikey: ApiKeyOption,
+    app_id: AppIdOption,
+    version: VersionOption,
+    channel: Annotated[
+        str, typer.Option(help="The channel, by name, e.g. production.", show_default=False)
+    ],
+    create_channel: Annotated[
+        bool,
+        typer.Option(
+            "--create-channel",
+            help="Create the channel if it does not exist (a new channel is private).",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Set an uploaded bundle on an existing channel, by names (also to roll back)."""
+
+    async def change() -> Promotion:
+        if not is_app_id(app_id):
+            raise CliError(f"{app_id!r} is not an app id (expected e.g. com.example.app)")
+        if not channel.strip():
+            raise CliError("--channel is empty: give a channel name")
+        async with ApiClient(api, apikey) as client:
+            return await promote(client, app_id, version, channel, create=create_channel)
+
+    done = run(change())
+    if done.changed and done.previous is None:
+        for note in private_channel_notes(app_id, channel):
+            stderr.print(f"[bold]note:[/] {escape(note)}")
+    if json_output:
+        echo_json(done.as_json())
+    elif not done.changed:
+        typer.echo(f"channel {channel} of {app_id} already serves {version}: nothing changed")
+    elif done.previous is None:
+        typer.echo(f"channel {channel} of {app_id}: created, serving {version}")
+    else:
+        typer.echo(f"channel {channel} of {app_id}: {done.previous} -> {version}")
 
 
 @bundle_cli.command("list")

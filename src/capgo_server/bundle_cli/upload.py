@@ -15,24 +15,19 @@ from typing import Any, BinaryIO
 import httpx
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from capgo_server.bundle_cli.api import (
     ApiClient,
+    AppInfo,
     CliError,
     Refusal,
     explain,
     list_bundles,
-    owner_org,
+    read_app,
     set_channel,
 )
+from capgo_server.bundle_cli.channels import ChannelPlan, plan_channel, private_channel_notes
+from capgo_server.bundle_cli.progress import DEFAULT_INTERVAL, upload_progress
 from capgo_server.tus_client import (
     DEFAULT_CHUNK_SIZE,
     TusError,
@@ -119,6 +114,9 @@ class UploadRequest:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     retries: int = 5
     backoff: float = 0.5
+    create_channel: bool = False
+    no_channel: bool = False
+    progress_interval: float = DEFAULT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -127,47 +125,75 @@ class UploadResult:
     version: str
     size: int
     checksum: str
-    channel: str | None
-    channel_created: bool | None
     interruptions: int
+    plan: ChannelPlan
 
     def as_json(self) -> dict[str, Any]:
+        plan = self.plan
         return {
             "app_id": self.app_id,
             "version": self.version,
             "size": self.size,
             "checksum": self.checksum,
-            "channel": self.channel,
-            "channel_created": self.channel_created,
+            "channel": plan.name,
+            "channel_created": None if plan.name is None else plan.creates,
+            "channel_source": plan.source,
+            "previous_version": plan.previous,
             "interruptions": self.interruptions,
+            "warning": plan.warning,
         }
+
+
+def _check_request(request: UploadRequest) -> None:
+    if not is_app_id(request.app_id):
+        raise CliError(f"{request.app_id!r} is not an app id (expected e.g. com.example.app)")
+    if not is_semver(request.version):
+        raise CliError(f"{request.version!r} is not a semantic version (expected e.g. 1.2.3)")
+    if request.channel is not None and not request.channel.strip():
+        raise CliError("--channel is empty: give a channel name, or --no-channel")
+    if request.no_channel and (request.channel or request.create_channel):
+        option = "--channel" if request.channel else "--create-channel"
+        raise CliError(f"--no-channel and {option} contradict each other: give one")
+    check_source(request.path)
 
 
 async def upload_bundle(
     request: UploadRequest, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> UploadResult:
-    """Zip, upload (resuming as needed) and optionally set the bundle on a channel."""
-    if not is_app_id(request.app_id):
-        raise CliError(f"{request.app_id!r} is not an app id (expected e.g. com.example.app)")
-    if not is_semver(request.version):
-        raise CliError(f"{request.version!r} is not a semantic version (expected e.g. 1.2.3)")
-    check_source(request.path)
+    """Check the target channel, zip, upload (resuming as needed), then set the channel.
+
+    Every refusal that can be known in advance (app, key, channel) comes before any byte is
+    sent. A channel that cannot be set afterwards is reported with the bundle kept.
+    """
+    _check_request(request)
     async with ApiClient(request.api, request.apikey, transport=transport) as client:
-        org = request.org_id or await owner_org(client, request.app_id)
+        if request.org_id and (request.channel or request.no_channel):
+            app = AppInfo(request.org_id, None)  # no need to read the app (a key may not)
+        else:
+            app = await read_app(client, request.app_id, request.org_id)
+        plan = await plan_channel(
+            client,
+            app,
+            app_id=request.app_id,
+            version=request.version,
+            channel=request.channel,
+            create=request.create_channel,
+            no_channel=request.no_channel,
+        )
         with bundle_file(request.path) as handle:
             size, checksum = measure(handle)
-            interruptions = await _send(client, request, org, handle, size, checksum)
-        created = None
-        if request.channel:
+            interruptions = await _send(client, request, app.owner_org, handle, size, checksum)
+        if plan.name is not None:
             try:
-                created = await set_channel(
-                    client, request.app_id, request.channel, request.version
-                )
+                await set_channel(client, request.app_id, plan.name, request.version)
             except CliError as exc:
                 raise CliError(f"bundle {request.version} was uploaded, but {exc}") from exc
-    return UploadResult(
-        request.app_id, request.version, size, checksum, request.channel, created, interruptions
-    )
+            if plan.creates:
+                for note in private_channel_notes(request.app_id, plan.name):
+                    stderr.print(f"[bold]note:[/] {escape(note)}")
+    if plan.warning:
+        _warn(plan.warning)
+    return UploadResult(request.app_id, request.version, size, checksum, interruptions, plan)
 
 
 async def _send(
@@ -276,26 +302,10 @@ async def _transfer(
     offset: int,
     request: UploadRequest,
 ) -> None:
-    """Send the bytes from ``offset`` on, with a progress bar on stderr (in a terminal)."""
-    progress = Progress(
-        TextColumn("uploading {task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        disable=not stderr.is_terminal,  # no bar in logs: warnings are enough there
-    )
-    with progress:
-        task = progress.add_task(f"{request.app_id} {request.version}", total=size)
-        progress.update(task, completed=offset)
-        await uploader.upload(
-            location,
-            handle,
-            size,
-            offset=offset,
-            on_progress=lambda sent: progress.update(task, completed=sent),
-        )
+    """Send the bytes from ``offset`` on, showing progress on stderr."""
+    description = f"{request.app_id} {request.version}"
+    with upload_progress(stderr, description, size, offset, request.progress_interval) as shown:
+        await uploader.upload(location, handle, size, offset=offset, on_progress=shown)
 
 
 async def _refused(

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_serve
 from tests.test_cli import CLI, cli_env
 from tests.test_serve import running_server
 
@@ -37,9 +36,6 @@ SHOWN_ONLY = {"json", "nginx", "caddyfile"}
 #: The address the examples use; the test's server listens elsewhere.
 README_SERVER = "http://127.0.0.1:8000"
 RUN_SECONDS = 300
-#: `serve` migrates the fresh database before it answers: slower than the other live tests'
-#: start on a migrated one, on a loaded machine.
-STARTUP_SECONDS = 90
 BLOCK_START = "@@readme-block"
 ALL_DONE = "@@readme-done"
 
@@ -207,10 +203,7 @@ def test_a_failing_example_fails_the_run_and_names_its_block(tmp_path: Path) -> 
 # --- the README, run ------------------------------------------------------------------------
 
 
-def test_the_readme_runs_top_to_bottom_on_a_fresh_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(test_serve, "STARTUP_SECONDS", STARTUP_SECONDS)
+def test_the_readme_runs_top_to_bottom_on_a_fresh_server(tmp_path: Path) -> None:
     blocks, problems = read_blocks(README.read_text())
     assert problems == []
     to_run = runnable(blocks)

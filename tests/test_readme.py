@@ -23,8 +23,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests.test_cli import CLI, cli_env
 from tests.test_serve import running_server
 

@@ -136,8 +136,9 @@ OVERLOADED: dict[str, Any] = {
 
 
 def _finish(document: dict[str, Any]) -> dict[str, Any]:
-    """Summarise every operation for people; drop the 422 answers; document the overload answer (503); declare the key, and the
-    sub-key header, on every operation that can refuse one (401)."""
+    """Summarise every operation for people; drop the 422 answers; document the overload
+    answer (503); declare the key, and the sub-key header, on every operation that can refuse
+    one (401)."""
     apply_summaries(document)
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():

@@ -2,8 +2,8 @@
 
 Without a ``summary=`` FastAPI titles each operation after its function ("Post Stats"). A route
 either is declared with its own ``summary=`` or has its line in :data:`SUMMARIES` (kept in one
-place so that the whole API reads alike). ``tests/test_docs_offline.py`` fails for an operation that has neither, or
-shares its summary with another.
+place so that the whole API reads alike). ``tests/test_docs_offline.py`` fails for an
+operation that has neither, or shares its summary with another.
 """
 
 from __future__ import annotations

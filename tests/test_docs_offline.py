@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from capgo_server.summaries import SUMMARIES
 from tests.live import live_server
 
 PAGES = ("/docs", "/redoc")
@@ -143,6 +144,14 @@ class TestSummaries:
         assert [summary for summary, count in summaries.items() if count > 1] == []
         assert paths["/stats"]["post"]["summary"] == "Report device events"
         assert paths["/updates"]["post"]["summary"] == "Check for an update"
+
+    async def test_every_written_summary_names_a_real_operation(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        """A route renamed or removed must not leave a line behind that no one reads."""
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        stale = [key for key in SUMMARIES if key[0].lower() not in paths.get(key[1], {})]
+        assert stale == []
 
     async def test_operation_ids_are_unchanged(self, client: httpx.AsyncClient) -> None:
         """Generated clients name their methods after these."""

@@ -16,10 +16,12 @@ from capgo_server.bundles.endpoints import bundles_router
 from capgo_server.channels.endpoints import channels_router
 from capgo_server.db.engine import make_engine, make_sessionmaker, pool_options
 from capgo_server.devices.endpoints import devices_router
+from capgo_server.docs_pages import install_docs
 from capgo_server.errors import install_error_handlers
 from capgo_server.files import downloads
 from capgo_server.files.endpoints import files_router
 from capgo_server.forwarded import ForwardedHeadersMiddleware
+from capgo_server.home import install_home
 from capgo_server.members.endpoints import members_router
 from capgo_server.openapi import install_openapi
 from capgo_server.organizations.endpoints import organization_router
@@ -118,6 +120,8 @@ def create_app(settings: Settings | None = None, *, proxy_headers_outside: bool 
         description="A self-hostable, Capgo-compatible live-update server. Authenticate with "
         "an API key in the `authorization` (or `capgkey`) header.",
         lifespan=lifespan,
+        docs_url=None,  # docs_pages serves both without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.bundle_store = make_store(settings)
@@ -134,6 +138,8 @@ def create_app(settings: Settings | None = None, *, proxy_headers_outside: bool 
     )
     install_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
+    install_home(app)
 
     async def plugin_refusal(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, PluginRefusal)

@@ -18,6 +18,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
+from capgo_server.summaries import apply_summaries
+
 Responses = dict[int | str, dict[str, Any]]
 
 
@@ -134,8 +136,10 @@ OVERLOADED: dict[str, Any] = {
 
 
 def _finish(document: dict[str, Any]) -> dict[str, Any]:
-    """Drop the 422 answers; document the overload answer (503); declare the key, and the
-    sub-key header, on every operation that can refuse one (401)."""
+    """Summarise every operation for people; drop the 422 answers; document the overload
+    answer (503); declare the key, and the sub-key header, on every operation that can refuse
+    one (401)."""
+    apply_summaries(document)
     for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -158,8 +162,8 @@ def _finish(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Serve the document without FastAPI's 422 answers and with the key declared (built
-    once, then cached)."""
+    """Serve the document without FastAPI's 422 answers, with the key declared and a summary
+    for people on every operation (built once, then cached)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

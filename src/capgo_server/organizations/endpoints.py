@@ -85,7 +85,7 @@ organization_router.add_api_route(
     _save_organization,
     methods=["PUT"],
     response_model=_SAVE_RESPONSE,
-    summary="Create or update an organization",
+    summary="Create or update an organization (PUT)",
     openapi_extra=_SAVE_DOC,
     operation_id="put_organization",
 )

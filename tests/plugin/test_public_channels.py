@@ -148,9 +148,7 @@ class TestElectronChoice:
         assert await api.offer("android") == offered("1.0.0")
         assert await api.selectable("electron") == [("development", True)]
 
-    async def test_electron_false_leaves_electron_devices_without_a_channel(
-        self, api: Api
-    ) -> None:
+    async def test_electron_false_leaves_electron_devices_without_a_channel(self, api: Api) -> None:
         await api.channel("production", "1.0.0", ios=False, android=True, electron=False)
         await api.channel("development", "1.359.0", ios=True, android=False, electron=False)
         assert await api.offer("electron") == NO_CHANNEL

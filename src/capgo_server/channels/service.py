@@ -101,7 +101,12 @@ async def get_channel(
     )
     row = (await session.execute(_with_bundle(app_id).where(Channel.name == name))).first()
     if row is None:
-        raise ApiError(400, "cannot_find_version", "Cannot find version", {"channel": name})
+        raise ApiError(
+            400,
+            "cannot_find_version",
+            f"Channel {name} does not exist for app {app_id}",
+            {"channel": name},
+        )
     return _out(row)
 
 
@@ -133,7 +138,12 @@ async def find_bundle_for_channel(session: AsyncSession, app: App, name: str) ->
         )
     )
     if bundle is None:
-        raise ApiError(400, "cannot_find_version", "Cannot find version", {"version": name})
+        raise ApiError(
+            400,
+            "cannot_find_version",
+            f"Bundle {name} does not exist for app {app.app_id} (or is deleted): upload it first",
+            {"version": name},
+        )
     return bundle
 
 
@@ -359,7 +369,12 @@ async def delete_channel(
         raise MISSING_CHANNEL_NAME
     channel = await _find(session, app_id, name)
     if channel is None:
-        raise ApiError(400, "cannot_find_channel", "Cannot find channel", {"channel": name})
+        raise ApiError(
+            400,
+            "cannot_find_channel",
+            f"Channel {name} does not exist for app {app_id}",
+            {"channel": name},
+        )
     before = audit.snapshot(channel)
     overrides = await session.scalar(
         select(func.count())

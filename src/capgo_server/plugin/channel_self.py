@@ -104,7 +104,7 @@ def query_body(request: Request) -> dict[str, Any]:
 async def _known_app(session: AsyncSession, app_id: str) -> App:
     app = await session.get(App, app_id)
     if app is None:
-        raise unknown_app()
+        raise unknown_app(app_id)
     return app
 
 

@@ -23,6 +23,7 @@ from capgo_server.app import create_app
 from capgo_server.settings import Settings
 from tests.conftest import error_of, make_account
 from tests.live import LiveServer, live_server
+from tests.plugin.updates_support import not_registered
 from tests.test_cli import cli_env, error_line, run_cli
 
 LIMIT = 3
@@ -68,7 +69,7 @@ def assert_rate_limited(response: httpx.Response) -> None:
 def assert_not_rate_limited(response: httpx.Response) -> None:
     """Past the limits: the app is unknown to this server, which Capgo answers so."""
     assert response.status_code == 429, response.text
-    assert response.json() == {"error": "on_premise_app", "message": "On-premise app detected"}
+    assert response.json() == not_registered("com.forwarded.app")
 
 
 def fail_authentication(http: httpx.Client, **headers: str) -> None:

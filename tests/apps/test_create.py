@@ -13,6 +13,12 @@ from tests.apps.helpers import APP_FIELDS, JS_ISO, RANDOM_ORG, create_app, creat
 from tests.conftest import Account, error_of
 from tests.members.helpers import add_member
 
+#: The answer's message when the app id is held (a live app of anyone, or a reservation).
+TAKEN = (
+    "The app id {} is already taken on this server (by an app, or kept for the organization of "
+    "a deleted app): choose another app id"
+)
+
 
 async def post_app(
     client: httpx.AsyncClient, headers: dict[str, str], **body: Any
@@ -185,7 +191,8 @@ class TestCreateApp:
         assert response.status_code == 400
         assert response.json() == {
             "error": "cannot_create_app",
-            "message": "Cannot create app",
+            "message": "owner_org is required: the id of the organization the app will belong "
+            "to (GET /organization lists yours)",
             "moreInfo": {},
         }
 
@@ -197,6 +204,7 @@ class TestCreateApp:
             client, alice.headers, app_id="com.alice.app", name="Again", owner_org=alice.org_id
         )
         assert error_of(response) == (400, "cannot_create_app")
+        assert response.json()["message"] == TAKEN.format("com.alice.app")
         response = await client.get("/app/com.alice.app", headers=alice.headers)
         assert response.json() == first
 
@@ -210,7 +218,7 @@ class TestCreateApp:
         assert response.status_code == 400
         assert response.json() == {
             "error": "cannot_create_app",
-            "message": "Cannot create app",
+            "message": TAKEN.format("com.bob.app"),
             "moreInfo": {},
         }
 

@@ -22,12 +22,17 @@ from capgo_server.models import App
 from tests.apps.helpers import create_app, create_org, key_of, rows
 from tests.conftest import Account, make_account
 from tests.members.helpers import add_member
-from tests.plugin.updates_support import ask
+from tests.plugin.updates_support import ask, not_registered
 from tests.test_cli import cli_env, describe, error_line, run_cli
 
 APP_ID = "com.alice.reserved"
 #: POST /app's answer for an id a live app of another tenant holds.
-ID_TAKEN = {"error": "cannot_create_app", "message": "Cannot create app", "moreInfo": {}}
+ID_TAKEN = {
+    "error": "cannot_create_app",
+    "message": f"The app id {APP_ID} is already taken on this server (by an app, or kept for "
+    "the organization of a deleted app): choose another app id",
+    "moreInfo": {},
+}
 
 
 async def post_app(
@@ -174,8 +179,8 @@ class TestDevices:
         await delete_app(client, alice)
         unknown = await ask(client, app_id="com.nobody.here")
         reserved = await ask(client, app_id=APP_ID)
-        assert unknown.status_code == 429
-        assert (reserved.status_code, reserved.json()) == (unknown.status_code, unknown.json())
+        assert (unknown.status_code, unknown.json()) == (429, not_registered("com.nobody.here"))
+        assert (reserved.status_code, reserved.json()) == (429, not_registered(APP_ID))
 
 
 class TestReleaseCommand:

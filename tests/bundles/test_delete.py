@@ -90,16 +90,21 @@ class TestDeleteOneBundle:
         response = await post_bundle(client, alice, "1.0.0")
         assert error_of(response) == (400, "version_already_exists")
 
-    @pytest.mark.parametrize("version", ["9.9.9", "builtin", "unknown"])
+    @pytest.mark.parametrize(
+        ("version", "message"),
+        [
+            ("9.9.9", f"Bundle 9.9.9 does not exist for app {APP_ID} (or is already deleted)"),
+            ("builtin", "builtin names the app's native state, not a bundle: it cannot be deleted"),
+            ("unknown", "unknown names the app's native state, not a bundle: it cannot be deleted"),
+        ],
+    )
     async def test_unknown_or_internal_version_is_400(
-        self, client: httpx.AsyncClient, alice: Account, owned_app: str, version: str
+        self, client: httpx.AsyncClient, alice: Account, owned_app: str, version: str, message: str
     ) -> None:
         await create_bundle(client, alice, "1.0.0")
         response = await delete(client, alice.headers, version=version)
         assert response.status_code == 400
-        assert response.json() == error(
-            "cannot_delete_version", "Cannot delete version", {"version": version}
-        )
+        assert response.json() == error("cannot_delete_version", message, {"version": version})
         assert await live_names(client, alice) == ["1.0.0"]
 
     async def test_already_deleted_version_is_400(
@@ -108,7 +113,11 @@ class TestDeleteOneBundle:
         await create_bundle(client, alice, "1.0.0")
         assert (await delete(client, alice.headers, version="1.0.0")).status_code == 200
         response = await delete(client, alice.headers, version="1.0.0")
-        assert error_of(response) == (400, "cannot_delete_version")
+        assert response.json() == error(
+            "cannot_delete_version",
+            f"Bundle 1.0.0 does not exist for app {APP_ID} (or is already deleted)",
+            {"version": "1.0.0"},
+        )
 
     async def test_empty_version_deletes_nothing(
         self, client: httpx.AsyncClient, alice: Account, owned_app: str
@@ -118,6 +127,7 @@ class TestDeleteOneBundle:
             "/bundle", params={"app_id": APP_ID, "version": ""}, headers=alice.headers
         )
         assert error_of(response) == (400, "cannot_delete_version")
+        assert response.json()["message"].startswith("An empty version names no bundle")
         assert await live_names(client, alice) == ["1.0.0"]
 
     async def test_non_string_version_is_400(

@@ -150,7 +150,7 @@ class TestDeleteChannel:
         assert response.status_code == 400
         assert response.json() == {
             "error": "cannot_find_channel",
-            "message": "Cannot find channel",
+            "message": f"Channel nope does not exist for app {APP_ID}",
             "moreInfo": {"channel": "nope"},
         }
 

@@ -53,19 +53,23 @@ class TestPublicExclusivity:
             "electron": [],
         }
 
+    @pytest.mark.parametrize("first", ["production", "development"])
     async def test_seed_layout_keeps_both_public_channels(
-        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account, first: str
     ) -> None:
-        # Capgo's seed: production (android + electron) and development (ios) are both public.
+        # Capgo's seed as a user types it (public API fields only): electron stays at its
+        # default on both and is shared, so neither channel is made private.
+        layout = {
+            "production": {"ios": False, "android": True},
+            "development": {"ios": True, "android": False},
+        }
         await create_app(client, alice, APP_ID)
-        await save_channel(client, alice, channel="development", public=True, **IOS)
-        await save_channel(
-            client, alice, channel="production", public=True, ios=False, android=True
-        )
+        for name in sorted(layout, key=lambda name: name != first):
+            await save_channel(client, alice, channel=name, public=True, **layout[name])
         assert await public_by_platform(app) == {
             "ios": ["development"],
             "android": ["production"],
-            "electron": ["production"],
+            "electron": ["development", "production"],
         }
 
     async def test_sharing_one_platform_demotes_the_other_channel(
@@ -76,18 +80,87 @@ class TestPublicExclusivity:
         await save_channel(client, alice, channel="android", public=True, **ANDROID)
         assert await public_names(app) == ["android"]
 
-    async def test_ios_equal_android_demotes_every_other_public_channel(
+    async def test_ios_and_android_demotes_every_other_public_mobile_channel(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account
     ) -> None:
         await create_app(client, alice, APP_ID)
-        await save_channel(client, alice, channel="electron", public=True, **ELECTRON)
+        await save_channel(client, alice, channel="ios", public=True, **IOS)
+        await save_channel(client, alice, channel="android", public=True, **ANDROID)
         await save_channel(client, alice, channel="mobile", public=True, **MOBILE)
         assert await public_names(app) == ["mobile"]
-        # Neither ios nor android (electron only) is ios == android too: Capgo's rule predates
-        # electron and treats such a channel as conflicting with every other public channel.
-        await save_channel(client, alice, channel="ios", public=True, **IOS)
+
+    async def test_electron_never_makes_a_channel_private(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        # Capgo (before Electron) also let a channel open to neither iOS nor Android demote
+        # every other public channel, and be demoted by any public mobile channel; such a
+        # channel serves Electron now, so neither happens (docs/channels.md).
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="electron", public=True, **ELECTRON)
+        await save_channel(client, alice, channel="mobile", public=True, **MOBILE)
+        await save_channel(client, alice, channel="everywhere", public=True, ios=True)
+        assert await public_names(app) == ["electron", "everywhere"]
         await save_channel(client, alice, channel="electron", public=True)
-        assert await public_names(app) == ["electron"]
+        assert await public_names(app) == ["electron", "everywhere"]
+
+    async def test_explicit_electron_takes_it_and_keeps_the_others_public(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="production", public=True, ios=False)
+        await save_channel(client, alice, channel="development", public=True, android=False)
+        await save_channel(client, alice, channel="development", electron=True)
+        assert await public_by_platform(app) == {
+            "ios": ["development"],
+            "android": ["production"],
+            "electron": ["development"],
+        }
+
+    async def test_explicit_electron_on_a_private_channel_takes_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="production", public=True)
+        await save_channel(client, alice, channel="beta", public=False, electron=True)
+        assert await public_by_platform(app) == {
+            "ios": ["production"],
+            "android": ["production"],
+            "electron": ["production"],
+        }
+
+    async def test_an_electron_only_channel_takes_electron_from_the_others(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="production", public=True)
+        await save_channel(client, alice, channel="desktop", public=True, ios=False, android=False)
+        assert await public_by_platform(app) == {
+            "ios": ["production"],
+            "android": ["production"],
+            "electron": ["desktop"],
+        }
+        # A mobile channel saved again (a new bundle, say) takes nothing back.
+        await save_channel(client, alice, channel="production", allow_dev=False)
+        assert (await public_by_platform(app))["electron"] == ["desktop"]
+
+    async def test_a_channel_left_open_to_no_platform_becomes_private(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="desktop", public=True, **ELECTRON)
+        await save_channel(client, alice, channel="desktop-next", public=True, **ELECTRON)
+        assert await public_names(app) == ["desktop-next"]
+        (old,) = await rows(app, Channel, name="desktop")
+        assert old.electron is True  # made private, not stripped: public again it serves Electron
+
+    async def test_a_public_channel_open_to_no_platform_changes_nothing(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        await create_app(client, alice, APP_ID)
+        await save_channel(client, alice, channel="production", public=True)
+        nowhere = {"ios": False, "android": False, "electron": False}
+        await save_channel(client, alice, channel="hidden", public=True, **nowhere)
+        assert await public_names(app) == ["hidden", "production"]
 
     async def test_making_an_existing_channel_public_demotes_others(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account

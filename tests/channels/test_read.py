@@ -144,7 +144,7 @@ class TestGetChannels:
         assert response.status_code == 400
         assert response.json() == {
             "error": "cannot_find_version",
-            "message": "Cannot find version",
+            "message": f"Channel nope does not exist for app {APP_ID}",
             "moreInfo": {"channel": "nope"},
         }
 

@@ -120,7 +120,8 @@ class TestCreateChannel:
         assert response.status_code == 400
         assert response.json() == {
             "error": "cannot_find_version",
-            "message": "Cannot find version",
+            "message": f"Bundle 1.0.0 does not exist for app {APP_ID} (or is deleted): upload "
+            "it first",
             "moreInfo": {"version": "1.0.0"},
         }
         assert await rows(app, Channel) == []

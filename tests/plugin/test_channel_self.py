@@ -14,6 +14,7 @@ from capgo_server.settings import Settings
 from tests.apps.helpers import rows
 from tests.conftest import Account
 from tests.plugin.seed import APP_ID, DEVICE, base_data, channel_ids, save_channel, seed_app
+from tests.plugin.updates_support import not_registered
 
 OK = {"status": "ok"}
 NEW = {"status": "ok", "allowSet": True}
@@ -123,7 +124,7 @@ class TestParsing:
     async def test_unknown_apps_are_told_to_back_off(
         self, client: httpx.AsyncClient, seeded: str
     ) -> None:
-        refused = {"error": "on_premise_app", "message": "On-premise app detected"}
+        refused = not_registered(UNKNOWN_APP)
         responses = [
             await client.post("/channel_self", json=body(app_id=UNKNOWN_APP, channel="beta")),
             await client.put("/channel_self", json=body(app_id=UNKNOWN_APP)),

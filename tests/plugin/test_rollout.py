@@ -185,9 +185,12 @@ class TestSettingARollout:
             assert deleted.status_code == 200, deleted.text
         response = await post_channel(client, alice, rollout_version=name, rollout_percentage=5)
         assert response.status_code == 400
+        message = f"Bundle {name} does not exist for app {APP_ID} (or is deleted): upload it first"
+        if name in ("builtin", "unknown"):
+            message = f"{name} names the app's native state, not a bundle: it cannot be rolled out"
         assert response.json() == {
             "error": "cannot_find_version",
-            "message": "Cannot find version",
+            "message": message,
             "moreInfo": {"rollout_version": name},
         }
         assert await rollout_of(client, alice) == (None, 0)

@@ -14,9 +14,14 @@ from capgo_server.plugin.stats_actions import ALLOWED_STATS_ACTIONS
 from tests.apps.helpers import rows
 from tests.conftest import Account
 from tests.plugin.seed import APP_ID, DEVICE, base_data, seed_app
+from tests.plugin.updates_support import not_registered
 
 OK = {"status": "ok"}
 CANNOT_PARSE = "Cannot parse body"
+UNKNOWN_ACTION = (
+    "Unknown action {}: a device may report only the actions listed in /openapi.json "
+    "(StatsBody, action)"
+)
 
 
 @pytest.fixture
@@ -135,18 +140,31 @@ class TestSingleEvent:
     ) -> None:
         response = await post(client, stat(app_id="com.nobody.here"))
         assert response.status_code == 429
-        assert response.json() == {"error": "on_premise_app", "message": "On-premise app detected"}
+        assert response.json() == not_registered("com.nobody.here")
 
-    @pytest.mark.parametrize("action", ["rate_limit_reached", "nonsense", None])
+    @pytest.mark.parametrize(
+        ("action", "message"),
+        [
+            ("rate_limit_reached", UNKNOWN_ACTION.format("'rate_limit_reached'")),
+            ("nonsense", UNKNOWN_ACTION.format("'nonsense'")),
+            ("x" * 65, UNKNOWN_ACTION.format(f"'{'x' * 64}...'")),
+            (None, CANNOT_PARSE),
+        ],
+    )
     async def test_an_unknown_or_missing_action_is_refused(
-        self, client: httpx.AsyncClient, app: FastAPI, seeded: str, action: str | None
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        seeded: str,
+        action: str | None,
+        message: str,
     ) -> None:
         body = {k: v for k, v in stat(action=action).items() if v is not None}
         response = await post(client, body)
         assert response.status_code == 400
         payload = response.json()
         assert payload["error"] == "invalid_json_body"
-        assert payload["message"] == CANNOT_PARSE
+        assert payload["message"] == message
         assert [e["loc"] for e in payload["moreInfo"]["parseResult"]] == [["action"]]
         assert set(payload) == {"error", "message", "moreInfo"}
         assert await events(app, app_id=APP_ID) == []
@@ -380,7 +398,7 @@ class TestBatch:
             "status": "ok",
             "results": [
                 {"status": "ok", "index": 0},
-                error_entry(1, "invalid_json_body", CANNOT_PARSE),
+                error_entry(1, "invalid_json_body", UNKNOWN_ACTION.format("'invalid_action'")),
                 error_entry(2, "semver_error", semver),
                 {
                     **error_entry(3, "version_not_found", "Version not found"),
@@ -399,7 +417,7 @@ class TestBatch:
         assert response.status_code == 400
         assert response.json() == {
             "error": "invalid_json_body",
-            "message": CANNOT_PARSE,
+            "message": f"A batch holds at most {limit} events, this one has {limit + 1}",
             "moreInfo": {
                 "parseResult": [
                     {
@@ -494,7 +512,7 @@ class TestBatch:
         other = "com.nobody.here"
         response = await post(client, [stat(app_id=other), stat(app_id=other)])
         assert response.status_code == 200
-        message = "On-premise app detected"
+        message = not_registered(other)["message"]
         assert response.json() == {
             "status": "ok",
             "results": [

@@ -26,6 +26,7 @@ from tests.plugin.updates_support import (
     ask,
     device_row,
     edit_bundle,
+    not_registered,
     offered,
     override,
     refused,
@@ -162,7 +163,7 @@ class TestInput:
     async def test_unknown_app(self, client: httpx.AsyncClient, seeded: Account) -> None:
         response = await ask(client, app_id="com.nobody.here")
         assert response.status_code == 429
-        assert response.json() == {"error": "on_premise_app", "message": "On-premise app detected"}
+        assert response.json() == not_registered("com.nobody.here")
 
     @pytest.mark.parametrize(
         "changes",

@@ -150,3 +150,12 @@ async def device_row(app: FastAPI) -> Device | None:
     async with app.state.sessionmaker() as session:
         found: Device | None = await session.get(Device, (APP_ID, DEVICE))
         return found
+
+
+def not_registered(app_id: str) -> dict[str, Any]:
+    """The 429 ``on_premise_app`` body for an app id this server does not know."""
+    return {
+        "error": "on_premise_app",
+        "message": f"The app id {app_id} is not registered on this server: create the app "
+        "(POST /app, or the Capgo CLI's app add) before devices can get updates from it",
+    }

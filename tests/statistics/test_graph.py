@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import insert
 
 from capgo_server.models import DailyBandwidth
+from capgo_server.statistics.graph import Chart, draw
 from tests.conftest import Account, error_of
 from tests.statistics.support import (
     APP_ID,
@@ -210,3 +212,95 @@ async def test_a_chart_beyond_the_renderers_is_refused_with_retry_after(
     with on(june(5)):  # the slot free again: drawn
         response = await stats(client, f"/app/{APP_ID}", alice.headers, graph="mau", **RANGE)
     assert response.status_code == 200, response.text
+
+
+# --- what people read: drawn directly, the SVG parsed --------------------------------------
+
+
+def drawn(metric: str, *lines: list[int]) -> ET.Element:
+    first = date(2025, 6, 1)
+    last = first + timedelta(days=len(lines[0]) - 1)
+    chart = Chart(
+        metric=metric,
+        subject="App com.example.app",
+        first=first,
+        requested=(first, last),
+        lines=[(f"line {n}", values) for n, values in enumerate(lines)],
+    )
+    return ET.fromstring(draw(chart))
+
+
+def y_axis(svg: ET.Element) -> list[str]:
+    """The y axis's tick labels, bottom to top."""
+    (axis,) = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "axis y always_show"]
+    return [text.text or "" for text in axis.iter(f"{SVG}text")]
+
+
+def y_title(svg: ET.Element) -> str:
+    (title,) = [
+        t.text or ""
+        for t in svg.iter(f"{SVG}text")
+        if t.get("transform", "").startswith("rotate(-90")
+    ]
+    return title
+
+
+class TestMarkers:
+    def test_a_year_long_chart_is_drawn_without_markers(self) -> None:
+        svg = drawn("mau", [day % 7 for day in range(365)])
+        assert dots(svg) == []
+        (line,) = [p for p in svg.iter(f"{SVG}path") if p.get("class") == "line reactive nofill"]
+        coordinates = re.findall(r"-?[\d.]+", line.get("d", ""))
+        assert len(coordinates) == 2 * 365  # every day is still drawn, day by day
+
+    @pytest.mark.parametrize(
+        ("days", "lines", "markers"), [(200, 1, 200), (201, 1, 0), (100, 3, 0)]
+    )
+    def test_markers_only_up_to_200_points(self, days: int, lines: int, markers: int) -> None:
+        svg = drawn("storage", *([MIB] * days for _ in range(lines)))
+        assert len(dots(svg)) == markers
+
+
+class TestUnits:
+    @pytest.mark.parametrize(
+        ("values", "ticks"),
+        [([0, 1, 1, 2, 1], ["0", "1", "2"]), ([0, 1], ["0", "1"]), ([3, 3], ["0", "1", "2", "3"])],
+    )
+    def test_mau_is_counted_in_whole_users(self, values: list[int], ticks: list[str]) -> None:
+        svg = drawn("mau", values)
+        assert y_title(svg) == "users"
+        assert y_axis(svg) == ticks
+        assert [value for _, value in plotted(svg)] == [str(v) for v in values]
+
+    def test_large_mau_is_grouped_in_thousands(self) -> None:
+        svg = drawn("mau", [1500, 2500, 100_000])
+        assert y_axis(svg) == ["0", "20,000", "40,000", "60,000", "80,000", "100,000"]
+        assert [value for _, value in plotted(svg)] == ["1,500", "2,500", "100,000"]
+
+    @pytest.mark.parametrize(
+        ("metric", "largest", "title"),
+        [
+            ("storage", 900, "bytes"),
+            ("storage", 1024, "KiB"),
+            ("storage", 3 * MIB // 2, "MiB"),
+            ("storage", 3 * 1024 * MIB // 2, "GiB"),
+            ("bandwidth", 3 * MIB // 2, "MiB per day"),
+        ],
+    )
+    def test_bytes_are_in_one_binary_unit_spelled_as_such(
+        self, metric: str, largest: int, title: str
+    ) -> None:
+        assert y_title(drawn(metric, [0, largest])) == title
+
+    def test_bytes_under_a_kib_are_whole(self) -> None:
+        svg = drawn("storage", [0, 1, 3])
+        assert y_axis(svg) == ["0", "1", "2", "3"]  # was "0, 0, 1, 1, 2, 2, 2, 3"
+        assert [value for _, value in plotted(svg)] == ["0", "1", "3"]
+
+    def test_no_needless_decimals(self) -> None:
+        svg = drawn("storage", [3 * MIB // 2, 2 * MIB, 5 * MIB // 4, MIB, MIB // 2])
+        assert [value for _, value in plotted(svg)] == ["1.5", "2", "1.25", "1", "0.5"]
+        ticks = y_axis(svg)
+        assert ticks[0] == "0"
+        assert "2" in ticks
+        assert not [tick for tick in ticks if "." in tick and tick.endswith("0")]

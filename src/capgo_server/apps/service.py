@@ -113,13 +113,25 @@ async def create_app(session: AsyncSession, principal: Principal, body: AppCreat
     taken (app ids are global) or reserved for another organization (a deleted app's id stays
     its organization's: :mod:`capgo_server.apps.reservations`) — one answer for both.
     """
-    cannot_create = ApiError(400, "cannot_create_app", "Cannot create app")
     app_id = checked_app_id(body.app_id, body.model_dump(exclude_none=True))
     app_id = _checked_path_app_id(app_id)
+    # One message whether a live app (anyone's) or a reservation holds the id: it tells the
+    # caller to pick another id, never whose it is or whether that app still exists.
+    cannot_create = ApiError(
+        400,
+        "cannot_create_app",
+        f"The app id {app_id} is already taken on this server (by an app, or kept for the "
+        "organization of a deleted app): choose another app id",
+    )
     if not body.name:
         raise ApiError(400, "missing_name", "Missing name")
     if not body.owner_org:
-        raise cannot_create
+        raise ApiError(
+            400,
+            "cannot_create_app",
+            "owner_org is required: the id of the organization the app will belong to "
+            "(GET /organization lists yours)",
+        )
     denied = ApiError(
         403,
         "cannot_access_organization",

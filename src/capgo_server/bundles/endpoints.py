@@ -60,7 +60,13 @@ async def delete_bundles(
     if version is not None and not isinstance(version, str):
         raise invalid_body([{"loc": ["version"], "msg": "must be a bundle name", "type": "string"}])
     if version == "":  # an empty name must never mean "delete everything"
-        raise ApiError(400, "cannot_delete_version", "Cannot delete version", {"version": version})
+        raise ApiError(
+            400,
+            "cannot_delete_version",
+            "An empty version names no bundle: give the bundle to delete, or leave version out "
+            "to delete every bundle of the app",
+            {"version": version},
+        )
     paths = await service.delete_bundles(session, principal, app_id, version)
     # Files go once the deletion is committed (background tasks run after the response).
     background.add_task(remove_stored, request.app.state.bundle_store, paths=paths)

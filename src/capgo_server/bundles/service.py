@@ -26,7 +26,13 @@ from capgo_server.errors import ApiError
 from capgo_server.integers import parse_int
 from capgo_server.models import Bundle, Channel, Organization
 from capgo_server.parsing import validate
-from capgo_server.validation import checked_app_id, is_semver, request_app_id, version_details
+from capgo_server.validation import (
+    checked_app_id,
+    is_internal_version_name,
+    is_semver,
+    request_app_id,
+    version_details,
+)
 
 PAGE_SIZE = 50
 EXTERNAL_PROVIDER = "external"
@@ -93,7 +99,10 @@ async def delete_bundles(
         query = query.where(Bundle.name == version)
     bundles = (await session.scalars(query)).all()
     if not bundles and version is not None:
-        raise ApiError(400, "cannot_delete_version", "Cannot delete version", {"version": version})
+        message = f"Bundle {version} does not exist for app {app_id} (or is already deleted)"
+        if is_internal_version_name(version):
+            message = f"{version} names the app's native state, not a bundle: it cannot be deleted"
+        raise ApiError(400, "cannot_delete_version", message, {"version": version})
     if not bundles:
         raise ApiError(
             400, "cannot_delete_all_version", "This app has no bundle to delete", {"app_id": app_id}

@@ -53,14 +53,17 @@ def checked_percentage(value: Any) -> float:
 
 async def _rollout_bundle(session: AsyncSession, app: App, name: str) -> Bundle:
     bundle = None
-    if not is_internal_version_name(name):
+    message = f"Bundle {name} does not exist for app {app.app_id} (or is deleted): upload it first"
+    if is_internal_version_name(name):
+        message = f"{name} names the app's native state, not a bundle: it cannot be rolled out"
+    else:
         bundle = await session.scalar(
             select(Bundle).where(
                 Bundle.app_id == app.app_id, Bundle.name == name, Bundle.deleted.is_(False)
             )
         )
     if bundle is None:
-        raise ApiError(400, "cannot_find_version", "Cannot find version", {"rollout_version": name})
+        raise ApiError(400, "cannot_find_version", message, {"rollout_version": name})
     return bundle
 
 

@@ -71,12 +71,22 @@ class ChannelSet(BaseModel):
         description="A bundle name (a live bundle, or 'builtin'/'unknown'); omitted: a new "
         "channel gets 'unknown', an existing one keeps its bundle.",
     )
-    public: bool | None = None
+    public: bool | None = Field(
+        default=None,
+        description="Devices without an override or defaultChannel get the public channel of "
+        "their platform. A public channel makes the other public channels open to its iOS or "
+        "Android private (docs/channels.md).",
+    )
     disableAutoUpdateUnderNative: bool | None = None
     disableAutoUpdate: DisableAutoUpdate | None = None
-    ios: bool | None = None
-    android: bool | None = None
-    electron: bool | None = None
+    ios: bool | None = Field(default=None, description="Open to iOS devices (new: true).")
+    android: bool | None = Field(default=None, description="Open to Android devices (new: true).")
+    electron: bool | None = Field(
+        default=None,
+        description="Open to Electron devices (new: true). Electron never makes a channel "
+        "private: Electron devices get the oldest public channel open to it; true here on a "
+        "public channel takes Electron from the other public channels.",
+    )
     allow_device_self_set: bool | None = None
     allow_emulator: bool | None = None
     allow_device: bool | None = None

@@ -26,7 +26,6 @@ from capgo_server.validation import is_internal_version_name
 
 PAGE_SIZE = 50
 MISSING_CHANNEL_NAME = ApiError(400, "missing_channel_name", "You must provide a channel name")
-PLATFORMS = ("ios", "android", "electron")
 
 #: ``POST /channel`` body field → ``channels`` column.
 SETTABLE_FIELDS = {
@@ -102,7 +101,12 @@ async def get_channel(
     )
     row = (await session.execute(_with_bundle(app_id).where(Channel.name == name))).first()
     if row is None:
-        raise ApiError(400, "cannot_find_version", "Cannot find version", {"channel": name})
+        raise ApiError(
+            400,
+            "cannot_find_version",
+            f"Channel {name} does not exist for app {app_id}",
+            {"channel": name},
+        )
     return _out(row)
 
 
@@ -134,7 +138,12 @@ async def find_bundle_for_channel(session: AsyncSession, app: App, name: str) ->
         )
     )
     if bundle is None:
-        raise ApiError(400, "cannot_find_version", "Cannot find version", {"version": name})
+        raise ApiError(
+            400,
+            "cannot_find_version",
+            f"Bundle {name} does not exist for app {app.app_id} (or is deleted): upload it first",
+            {"version": name},
+        )
     return bundle
 
 
@@ -172,27 +181,52 @@ async def set_channel_bundle(
     return True
 
 
-async def enforce_public_exclusivity(session: AsyncSession, channel: Channel) -> None:
-    """Keep at most one public channel per platform (spec §3.4, ``on_channel_update``).
+async def enforce_public_exclusivity(
+    session: AsyncSession, channel: Channel, *, claims_electron: bool = False
+) -> None:
+    """Keep the public channels from fighting over a device (House decision, docs/channels.md).
 
-    When ``channel`` is public: every other public channel of the app sharing one of its
-    platforms becomes private; and when its ``ios`` equals its ``android`` (both or neither),
-    every other public channel of the app becomes private.
+    When ``channel`` is public:
+
+    - iOS and Android follow Capgo (spec §3.4, ``on_channel_update``): every other public
+      channel open to a mobile platform ``channel`` is open to becomes private.
+    - Electron never makes a channel private: ``electron`` defaults to true on every channel
+      and the public API documents only ``ios``/``android``, so counting it made the most
+      common layout (one public channel per mobile platform) privatize the first one. Electron
+      devices get the oldest public channel open to Electron. ``channel`` takes Electron from
+      the other public channels when the request set ``electron: true`` (``claims_electron``)
+      or when Electron is the only platform it is open to; another public channel left open to
+      no platform then becomes private (it would serve no device) and keeps its flags.
+
+    Capgo also made a public channel open to neither iOS nor Android privatize every other
+    public channel, and be privatized by any public mobile channel: before Electron such a
+    channel served no device. It serves Electron now, so it only takes part in the Electron
+    rule above.
     """
     if not channel.public:
         return
-    conditions = [
+    others = [
         Channel.app_id == channel.app_id,
         Channel.id != channel.id,
         Channel.public.is_(True),
     ]
-    if channel.ios != channel.android:
-        shared = [getattr(Channel, p).is_(True) for p in PLATFORMS if getattr(channel, p)]
-        conditions.append(or_(*shared))
+    mobile = [getattr(Channel, p).is_(True) for p in ("ios", "android") if getattr(channel, p)]
+    if mobile:
+        await _bulk_update(session, [*others, or_(*mobile)], public=False)
+    only_electron = channel.electron and not (channel.ios or channel.android)
+    if channel.electron and (claims_electron or only_electron):
+        electron_only = Channel.ios.is_(False) & Channel.android.is_(False)
+        await _bulk_update(
+            session, [*others, Channel.electron.is_(True), electron_only], public=False
+        )
+        await _bulk_update(session, [*others, Channel.electron.is_(True)], electron=False)
+
+
+async def _bulk_update(session: AsyncSession, where: list[Any], **values: Any) -> None:
     await session.execute(
         update(Channel)
-        .where(*conditions)
-        .values(public=False)
+        .where(*where)
+        .values(**values)
         .execution_options(synchronize_session="fetch")
     )
 
@@ -228,7 +262,8 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
     (and for unknown/foreign apps); 400 ``cannot_find_version`` for a ``version``
     that is not a live bundle of the app (nor ``builtin``/``unknown``). A new channel without
     ``version`` serves ``unknown``; an existing one keeps its bundle. A bundle change records a
-    deploy-history entry; a public channel then becomes the only public one on its platforms.
+    deploy-history entry. A public channel then takes its platforms from the other public
+    channels (:func:`enforce_public_exclusivity`).
     ``rollout_version``/``rollout_percentage``: see :mod:`capgo_server.channels.rollout` (no
     deploy-history entry for them).
     """
@@ -247,11 +282,12 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
         if getattr(body, field) is not None
     }
     changes.update(await rollout_changes(session, app, body))
+    claims_electron = body.electron is True
     channel = await _find(session, app.app_id, body.channel)
     if channel is None:
         channel = await _create(session, principal, app, body.channel, bundle, changes)
         if channel is not None:
-            await enforce_public_exclusivity(session, channel)
+            await enforce_public_exclusivity(session, channel, claims_electron=claims_electron)
             return channel
         channel = await _find(session, app.app_id, body.channel)
         assert channel is not None
@@ -274,7 +310,7 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
             user_id=principal.user_id,
             old=before,
         )
-    await enforce_public_exclusivity(session, channel)
+    await enforce_public_exclusivity(session, channel, claims_electron=claims_electron)
     return channel
 
 
@@ -333,7 +369,12 @@ async def delete_channel(
         raise MISSING_CHANNEL_NAME
     channel = await _find(session, app_id, name)
     if channel is None:
-        raise ApiError(400, "cannot_find_channel", "Cannot find channel", {"channel": name})
+        raise ApiError(
+            400,
+            "cannot_find_channel",
+            f"Channel {name} does not exist for app {app_id}",
+            {"channel": name},
+        )
     before = audit.snapshot(channel)
     overrides = await session.scalar(
         select(func.count())

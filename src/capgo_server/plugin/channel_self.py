@@ -104,7 +104,7 @@ def query_body(request: Request) -> dict[str, Any]:
 async def _known_app(session: AsyncSession, app_id: str) -> App:
     app = await session.get(App, app_id)
     if app is None:
-        raise unknown_app()
+        raise unknown_app(app_id)
     return app
 
 
@@ -286,10 +286,14 @@ async def list_channels(request: Request, session: Session) -> JSONResponse:
         return JSONResponse(
             {"error": "app_not_found", "message": "App not found", "app_id": query.app_id}
         )
+    # Several public channels may be open to Electron (docs/channels.md): only the one this
+    # platform's devices get counts as public here, as in /updates.
+    main = await _main_channel(session, query.app_id, query.platform)
+    main_id = None if main is None else main.id
     channels = await session.scalars(
         select(Channel)
         .where(Channel.app_id == query.app_id)
-        .where((Channel.allow_device_self_set == true()) | (Channel.public == true()))
+        .where((Channel.allow_device_self_set == true()) | (Channel.id == main_id))
         .where((Channel.allow_emulator if query.is_emulator else Channel.allow_device) == true())
         .where((Channel.allow_prod if query.is_prod else Channel.allow_dev) == true())
         .where(getattr(Channel, query.platform) == true())
@@ -300,7 +304,7 @@ async def list_channels(request: Request, session: Session) -> JSONResponse:
             {
                 "id": c.id,
                 "name": c.name,
-                "public": c.public,
+                "public": c.id == main_id,
                 "allow_self_set": c.allow_device_self_set,
             }
             for c in channels

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
 from capgo_server.errors import ApiError
 from capgo_server.integers import digits_at_most
@@ -95,6 +96,16 @@ def fix_semver(version: str) -> str:
     return version
 
 
+#: The type of a validation error written for the device's developer (:func:`explained`).
+EXPLAINED = "explained"
+
+
+def explained(reason: str) -> PydanticCustomError:
+    """A validation error whose text says what is wrong: the answer's message instead of
+    Capgo's bare "Cannot parse body" (the code stays)."""
+    return PydanticCustomError(EXPLAINED, "{reason}", {"reason": reason})
+
+
 class PluginRefusal(Exception):
     """An answer to a device that is not an update: ``{"error", "message", **extra}`` with the
     extra fields at the top level (spec §1.2, ``simpleError200``), HTTP 200 unless told."""
@@ -112,9 +123,18 @@ class PluginRefusal(Exception):
         )
 
 
-def unknown_app() -> PluginRefusal:
-    """429 for an app this server does not know, so the plugin backs off (House decisions)."""
-    return PluginRefusal("on_premise_app", "On-premise app detected", status=429)
+def unknown_app(app_id: str) -> PluginRefusal:
+    """429 for an app this server does not know, so the plugin backs off (House decisions).
+
+    Capgo's message ("On-premise app detected") means nothing to a self-hoster; this one says
+    what is wrong and what to do. ``app_id`` is the device's own value, so echoing it tells
+    nothing about other tenants (a deleted app's reserved id answers the same)."""
+    return PluginRefusal(
+        "on_premise_app",
+        f"The app id {app_id} is not registered on this server: create the app (POST /app, "
+        "or the Capgo CLI's app add) before devices can get updates from it",
+        status=429,
+    )
 
 
 def normalise_plugin_body(
@@ -164,4 +184,6 @@ def normalise_plugin_body(
         return model.model_validate(body)
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        raise ApiError(400, unparseable, "Cannot parse body", {"parseResult": errors}) from exc
+        reasons = [e["msg"] for e in exc.errors() if e["type"] == EXPLAINED]
+        message = reasons[0] if reasons else "Cannot parse body"
+        raise ApiError(400, unparseable, message, {"parseResult": errors}) from exc

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from capgo_server.plugin.answers import STATS
 from capgo_server.plugin.common import (
     PluginRefusal,
     SemVer,
+    explained,
     fix_semver,
     normalise_plugin_body,
     unknown_app,
@@ -50,7 +51,11 @@ DEFAULT_PLUGIN_VERSION = "2.3.3"
 
 def _allowed_action(action: str) -> str:
     if action not in ALLOWED_STATS_ACTIONS:
-        raise ValueError(f"unknown action {action!r}")
+        shown = action if len(action) <= 64 else f"{action[:64]}..."
+        raise explained(
+            f"Unknown action {shown!r}: a device may report only the actions listed in "
+            "/openapi.json (StatsBody, action)"
+        )
     return action
 
 
@@ -85,7 +90,11 @@ class StatsBody(BaseModel):
     old_version_name: str | None = None
     version_code: str | None = None
     version_build: str | None = None
-    action: Annotated[str, AfterValidator(_allowed_action)]
+    action: Annotated[
+        str,
+        AfterValidator(_allowed_action),
+        Field(json_schema_extra={"enum": sorted(ALLOWED_STATS_ACTIONS)}),
+    ]
     custom_id: str | None = None
     channel: str | None = None
     defaultChannel: str | None = None
@@ -124,7 +133,7 @@ def _refuse_oversized_batch(events: list[Any], max_events: int) -> None:
         raise ApiError(
             400,
             "invalid_json_body",
-            "Cannot parse body",
+            message,
             {"parseResult": [{"loc": [], "msg": message}]},
         )
 
@@ -254,7 +263,7 @@ async def _single(
 ) -> Recording:
     event = normalise_plugin_body(body, StatsBody)
     if app is None:
-        raise unknown_app()
+        raise unknown_app(event.app_id)
     outcome = await count_event(session, event, app)
     if isinstance(outcome, EventRefusal):
         raise PluginRefusal(outcome.code, outcome.message, **outcome.more_info)
@@ -267,11 +276,16 @@ def _batch_device(events: list[Any]) -> object:
 
 
 async def _batch_item(
-    session: AsyncSession, app: AppSnapshot | None, device: object, index: int, body: Any
+    session: AsyncSession,
+    app_id: str,
+    app: AppSnapshot | None,
+    device: object,
+    index: int,
+    body: Any,
 ) -> tuple[dict[str, Any], Recording | None]:
     """One event's result entry and what it records; never raises for a bad event."""
     if app is None:
-        refusal = unknown_app()
+        refusal = unknown_app(app_id)
         return _error_entry(index, refusal.code, refusal.message), None
     named = body.get("device_id") if isinstance(body, dict) else None
     if named and named != device:
@@ -326,7 +340,7 @@ async def post_stats(request: Request, session: Session) -> JSONResponse:
     results, recordings = [], []
     device = _batch_device(events)
     for index, item in enumerate(events):
-        entry, recording = await _batch_item(session, app, device, index, item)
+        entry, recording = await _batch_item(session, app_id, app, device, index, item)
         results.append(entry)
         if recording is not None:
             recordings.append(recording)

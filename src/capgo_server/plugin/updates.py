@@ -77,7 +77,7 @@ async def _answer(
     cache: UpdateCache = request.app.state.update_cache
     snapshot = await cache.get(body.app_id)
     if snapshot is None:
-        raise unknown_app()
+        raise unknown_app(body.app_id)
     app = snapshot.app
     refusal = unsupported_plugin(body)
     if refusal is not None:

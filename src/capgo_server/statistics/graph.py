@@ -194,10 +194,11 @@ def draw(chart: Chart) -> str:
     largest = max((max(values, default=0) for _, values in lines), default=0)
     if chart.metric == "mau":
         unit, scale = "users", 1
-        y_labels: list[int] | None = whole_number_ticks(largest)
     else:
         unit, scale = byte_unit(largest)
-        y_labels = None  # pygal's own ticks suit fractional KiB/MiB/GiB
+    # Users and bytes have no fractions: pygal's own ticks (0.5, 1, 1.5...) would print as
+    # "0, 1, 1, 2"; they suit KiB, MiB, GiB... (1.5 MiB is a real amount).
+    y_labels = whole_number_ticks(largest) if scale == 1 else None
     x_title, y_title = _axis_titles(chart.metric, bucket, unit)
     labels = [label for label, _, _ in spans]
     pygal_chart = pygal.Line(

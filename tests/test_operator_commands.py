@@ -35,6 +35,7 @@ ISSUED_FIELDS = {
     "limited_to_orgs",
     "limited_to_apps",
     "expires_at",
+    "refused_by_orgs",
 }
 
 
@@ -130,6 +131,7 @@ class TestIssueKey:
         assert issued["hashed"] is False
         assert (issued["limited_to_orgs"], issued["limited_to_apps"]) == ([], [])
         assert issued["expires_at"] is None
+        assert issued["refused_by_orgs"] == []
         new = Account(alice.user_id, alice.org_id, issued["apikey"], alice.email)
         orgs = await client.get("/organization", headers=new.headers)
         assert orgs.status_code == 200, orgs.text
@@ -221,6 +223,34 @@ class TestIssueKey:
             headers={"authorization": issued["apikey"]},
         )
         assert orgs.status_code == 200, orgs.text
+
+    async def test_says_which_orgs_will_refuse_the_key(
+        self, client: httpx.AsyncClient, alice: Account, cli: Any
+    ) -> None:
+        """The README's lock-out: the org now requires expiring keys, the only key never
+        expires. A key issued the same way is refused there, and the output says so; one that
+        expires is the way back in."""
+        await set_org_policy(client, alice, alice.org_id, require_apikey_expiration=True)
+        second = await create_org(client, alice, "Alice Second")
+        locked = output_of(cli("issue-key", "alice@example.com"))
+        [refusal] = locked["refused_by_orgs"]
+        assert refusal["org_id"] == alice.org_id
+        assert "requires API keys with an expiration date" in refusal["reason"]
+        params = {"orgId": alice.org_id}
+        refused = await client.get(
+            "/organization", params=params, headers={"authorization": locked["apikey"]}
+        )
+        assert (refused.status_code, refused.json()["error"]) == (401, "org_requires_expiring_key")
+        only_second = output_of(cli("issue-key", "alice@example.com", "--org", second))
+        assert only_second["refused_by_orgs"] == []
+
+        back = output_of(cli("issue-key", "alice@example.com", "--expires-in-days", "30"))
+        assert back["refused_by_orgs"] == []
+        org = await client.get(
+            "/organization", params=params, headers={"authorization": back["apikey"]}
+        )
+        assert org.status_code == 200, org.text
+        assert org.json()["id"] == alice.org_id
 
     @pytest.mark.parametrize(
         ("args", "expected"),

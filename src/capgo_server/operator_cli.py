@@ -104,7 +104,9 @@ def issue_key_command(
     and an organization's key policies (required expiry, hashed keys) are enforced.
 
     Prints {"user_id", "key_id", "name", "apikey", "mode", "hashed", "limited_to_orgs",
-    "limited_to_apps", "expires_at"} on stdout.
+    "limited_to_apps", "expires_at", "refused_by_orgs"} on stdout: the last lists the user's
+    organizations whose policies will refuse this key ([{"org_id", "reason"}]), e.g. one that
+    requires keys to expire, given a key without --expires-in-days.
     """
     from capgo_server.users.operator import KeyRequest, issue_key
 

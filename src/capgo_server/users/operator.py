@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server.apikeys.service import create_key, delete_key
-from capgo_server.auth.access import visible_apps
+from capgo_server.auth.access import enforce_org_key_policy, visible_apps, visible_orgs
 from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import Principal
 from capgo_server.clock import to_js_iso
+from capgo_server.errors import ApiError
 from capgo_server.models import ApiKey, App, Membership, Organization, User
 
 
@@ -117,6 +118,7 @@ async def issue_key(session: AsyncSession, email: str, request: KeyRequest) -> d
         "expires_at": request.expires_at,
     }
     key, plain = await create_key(session, principal, body)
+    holder = Principal(user_id=user.id, presented_key=key)
     return {
         "user_id": user.id,
         "key_id": key.id,
@@ -127,7 +129,22 @@ async def issue_key(session: AsyncSession, email: str, request: KeyRequest) -> d
         "limited_to_orgs": key.limited_to_orgs,
         "limited_to_apps": key.limited_to_apps,
         "expires_at": _iso_or_none(key.expires_at),
+        "refused_by_orgs": await _orgs_refusing(session, holder),
     }
+
+
+async def _orgs_refusing(session: AsyncSession, holder: Principal) -> list[dict[str, str]]:
+    """The user's orgs, among those the key may serve, whose key policies will refuse it on
+    every request (as :func:`enforce_org_key_policy` does): ``POST /apikey`` checks the policies
+    of the orgs a key is limited to only, so an unlimited key that never expires is made, and
+    then locked out of an org that requires expiring keys. The operator is told which."""
+    refusing = []
+    for org in await session.scalars(visible_orgs(holder)):
+        try:
+            enforce_org_key_policy(org, holder)
+        except ApiError as refusal:
+            refusing.append({"org_id": org.id, "reason": refusal.message})
+    return refusing
 
 
 async def _check_apps(

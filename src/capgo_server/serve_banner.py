@@ -13,7 +13,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from capgo_server.settings import Settings
@@ -36,11 +36,16 @@ def masked_database_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    query = {
-        key: (MASK if key.lower() in _SECRET_QUERY_KEYS else value)
-        for key, value in parsed.query.items()
-    }
-    return parsed.set(query=query).render_as_string(hide_password=True)
+    shown = parsed.set(query={}).render_as_string(hide_password=True)
+    if not parsed.query:
+        return shown
+    # Written by hand: SQLAlchemy would percent-encode the mask.
+    pairs = [
+        f"{quote(key)}={MASK if key.lower() in _SECRET_QUERY_KEYS else quote(value)}"
+        for key, values in parsed.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    return f"{shown}?{'&'.join(pairs)}"
 
 
 def storage_location(settings: Settings) -> str:

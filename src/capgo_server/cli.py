@@ -8,6 +8,7 @@ are one line on stderr, exit code 1.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -21,6 +22,7 @@ from capgo_server.bundle_cli import bundle_cli
 from capgo_server.cli_support import (
     display_url,
     fail,
+    first_line,
     in_one_transaction,
     load_settings,
     run_migrations,
@@ -29,6 +31,8 @@ from capgo_server.cli_support import (
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from capgo_server.settings import Settings
 
 # The server commands import the database stack (SQLAlchemy, Alembic, FastAPI) inside their
 # functions: it takes about a second to load, and ``bundle`` commands, which are pure API
@@ -105,16 +109,32 @@ def serve(
             err=True,
         )
     run_migrations(settings)
-    typer.echo(banner(settings, has_users=in_one_transaction(settings, _has_users)), err=True)
+    typer.echo(banner(settings, has_users=_has_users(settings)), err=True)
     run("capgo_server.app:create_served_app", host=host, port=port, workers=workers)
 
 
-async def _has_users(session: AsyncSession) -> bool:
+def _has_users(settings: Settings) -> bool:
+    """Whether the (just migrated) database holds a user. Not through
+    :func:`in_one_transaction`: checking for pending migrations again loads every migration
+    script, which costs seconds of start-up on a busy machine."""
     from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from capgo_server.db.engine import make_engine
     from capgo_server.models import User
 
-    return await session.scalar(select(User.id).limit(1)) is not None
+    async def query() -> bool:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.scalar(select(User.id).limit(1)) is not None
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(query())
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"cannot reach the database at {display_url(settings)}: {first_line(exc)}")
 
 
 def is_loopback(host: str) -> bool:

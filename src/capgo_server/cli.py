@@ -1,8 +1,9 @@
 """The ``capgo-server`` command line.
 
-Other tooling relies on these names and outputs: ``serve``, ``migrate``, ``create-user`` and
-``release-app-id`` (which each print exactly one JSON object on stdout). Errors are one line on
-stderr, exit code 1.
+Other tooling relies on these names and outputs: ``serve``, ``migrate``, ``create-user``,
+``release-app-id`` and the operator's ``list-users``, ``issue-key`` and ``revoke-key``
+(:mod:`capgo_server.operator_cli`), which each print exactly one JSON object on stdout. Errors
+are one line on stderr, exit code 1.
 """
 
 from __future__ import annotations
@@ -11,19 +12,24 @@ import asyncio
 import ipaddress
 import json
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from capgo_server import operator_cli
 from capgo_server.bundle_cli import bundle_cli
+from capgo_server.cli_support import (
+    display_url,
+    fail,
+    first_line,
+    in_one_transaction,
+    load_settings,
+    run_migrations,
+    stderr,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
-
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from capgo_server.settings import Settings
@@ -40,141 +46,39 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        from capgo_server.serve_banner import server_version
+
+        typer.echo(f"capgo-server {server_version()}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    pass
+
 
 # The same bounds as POST /organization.
 MIN_ORG_NAME, MAX_ORG_NAME = 3, 200
 
 
-def fail(message: str) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    """The settings from the environment, or one clear line naming what is wrong; the data
-    directory (and a local bundle store) restricted to the server's user."""
-    from pydantic import ValidationError
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from capgo_server.private_files import restrict_umask
-    from capgo_server.settings import Settings
-
-    # Before anything is created: the database, the secret and the bundles are owner-only.
-    restrict_umask()
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"CAPGO_{'_'.join(str(part) for part in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        fail(f"invalid setting: {problems}")
-    try:
-        make_url(settings.resolved_database_url)
-    except ArgumentError:
-        fail(f"CAPGO_DATABASE_URL is not a database URL: {settings.database_url!r}")
-    if settings.database_url is None:
-        try:
-            settings.ensure_data_dir()
-        except OSError as exc:
-            fail(f"cannot create the data directory {settings.data_dir}: {exc.strerror or exc}")
-    _tighten_private_folders(settings)
-    return settings
-
-
-def _tighten_private_folders(settings: Settings) -> None:
-    """Remove group and other permissions under the data directory and a ``file://`` bundle
-    store (an install made before they were created owner-only); says what it changed."""
-    from capgo_server.private_files import tighten_tree
-
-    folders = [settings.data_dir]
-    if settings.storage_url and settings.storage_url.startswith("file://"):
-        folders.append(Path(settings.storage_url.removeprefix("file://")))
-    for folder in folders:
-        try:
-            tightened = tighten_tree(folder)
-        except OSError as exc:  # another user's file: the server still runs, and says so
-            stderr.print(
-                f"warning: cannot restrict {escape(str(folder))} to its owner: {escape(str(exc))}",
-                highlight=False,
-                soft_wrap=True,
-            )
-            continue
-        if tightened:
-            stderr.print(
-                f"restricted {tightened} files and folders under {escape(str(folder))} to their "
-                "owner (they were readable by other users)",
-                highlight=False,
-                soft_wrap=True,
-            )
-
-
-async def _migrate(url: str) -> None:
-    from capgo_server.db.engine import make_engine
-    from capgo_server.db.migrate import upgrade_to_head
-
-    engine = make_engine(url)
-    try:
-        await upgrade_to_head(engine)
-    finally:
-        await engine.dispose()
-
-
-def _run_migrations(settings: Settings) -> None:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        asyncio.run(_migrate(settings.resolved_database_url))
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"cannot migrate {_display_url(settings)}: {_first_line(exc)}")
-
-
-def _display_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _in_one_transaction(
-    settings: Settings, work: Callable[[AsyncSession], Awaitable[Mapping[str, object]]]
-) -> Mapping[str, object]:
-    """``work`` in one transaction on the migrated database; an unreachable one is the
-    command's one-line error. What ``work`` raises on purpose goes to the caller."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from capgo_server.db.engine import make_engine, make_sessionmaker
-    from capgo_server.db.migrate import pending_migrations
-
-    async def run() -> Mapping[str, object]:
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            if await pending_migrations(engine):
-                fail("the database is not migrated: run `capgo-server migrate` first")
-            async with make_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"cannot reach the database at {_display_url(settings)}: {_first_line(exc)}")
-
-
 @cli.command()
 def migrate() -> None:
     """Apply pending database migrations and exit."""
-    settings = _settings()
-    _run_migrations(settings)
+    settings = load_settings()
+    run_migrations(settings)
     stderr.print(
-        f"database at {_display_url(settings)} is up to date", highlight=False, soft_wrap=True
+        f"database at {display_url(settings)} is up to date", highlight=False, soft_wrap=True
     )
 
 
@@ -185,13 +89,14 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the API."""
+    from capgo_server.serve_banner import banner
     from capgo_server.serving import run
 
     if not os.environ.get("CAPGO_PUBLIC_URL"):
         # Upload and download URLs are built on the public URL, never on the Host header a
         # client chose; without one, it is the address served (workers inherit it).
         os.environ["CAPGO_PUBLIC_URL"] = served_url(host, port)
-    settings = _settings()
+    settings = load_settings()
     try:
         settings.resolved_secret()
     except RuntimeError as exc:
@@ -203,8 +108,33 @@ def serve(
             "address devices use (e.g. https://updates.example.com)",
             err=True,
         )
-    _run_migrations(settings)
+    run_migrations(settings)
+    typer.echo(banner(settings, has_users=_has_users(settings)), err=True)
     run("capgo_server.app:create_served_app", host=host, port=port, workers=workers)
+
+
+def _has_users(settings: Settings) -> bool:
+    """Whether the (just migrated) database holds a user. Not through
+    :func:`in_one_transaction`: checking for pending migrations again loads every migration
+    script, which costs seconds of start-up on a busy machine."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from capgo_server.db.engine import make_engine
+    from capgo_server.models import User
+
+    async def query() -> bool:
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.scalar(select(User.id).limit(1)) is not None
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(query())
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"cannot reach the database at {display_url(settings)}: {first_line(exc)}")
 
 
 def is_loopback(host: str) -> bool:
@@ -251,13 +181,13 @@ def create_user_command(
         fail(f"{email!r} is not an e-mail address: {exc}")
     if org_name is not None and not MIN_ORG_NAME <= len(org_name.strip()) <= MAX_ORG_NAME:
         fail(f"--org-name must be {MIN_ORG_NAME} to {MAX_ORG_NAME} characters long")
-    settings = _settings()
+    settings = load_settings()
 
     async def work(session: AsyncSession) -> dict[str, object]:
         return (await create_user(session, email, org_name, hashed_key=hashed)).as_json()
 
     try:
-        result = _in_one_transaction(settings, work)
+        result = in_one_transaction(settings, work)
     except UserExistsError as exc:
         fail(str(exc))
     typer.echo(json.dumps(result))
@@ -284,19 +214,20 @@ def release_app_id_command(
 
     if not is_app_id(app_id) or len(app_id) > MAX_APP_ID_LENGTH:
         fail(f"{app_id!r} is not an app id (a reverse-domain string such as com.example.app)")
-    settings = _settings()
+    settings = load_settings()
 
     async def work(session: AsyncSession) -> dict[str, str]:
         released = await release_app_id(session, app_id)
         return {"app_id": released.app_id, "org_id": released.org_id}
 
     try:
-        result = _in_one_transaction(settings, work)
+        result = in_one_transaction(settings, work)
     except ReleaseRefused as exc:
         fail(str(exc))
     typer.echo(json.dumps(result))
 
 
+operator_cli.register(cli)
 cli.add_typer(bundle_cli, name="bundle")
 
 

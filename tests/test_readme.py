@@ -233,6 +233,14 @@ def test_the_readme_runs_top_to_bottom_on_a_fresh_server(tmp_path: Path) -> None
         assert '{"status":"ok","allowSet":true}' in output  # the device chose beta
         assert '"version":"1.0.2"' in output  # and was offered beta's bundle
         assert "\nok\n" in output  # the backup's integrity check
+        # The features the tour shows off went through, not only answered 200.
+        assert '"invite_write","is_tmp":true' in output  # an invitation to a not-yet-user...
+        assert '"invitations": [{"org_id": ' in output  # ...handed over by create-user
+        assert '"role":"write"}' in output  # and accepted
+        assert '{"revoked": [' in output  # revoke-key, by id and by e-mail
+        assert "channel  beta (created)" in output  # upload --create-channel
+        assert "channel production of com.example.app: 1.0.1 -> 1.0.2" in output  # promote
+        assert f'"updateUrl": "{server.base_url}/updates"' in output  # GET /: this server
         assert (checkout / "mau.svg").read_text().startswith("<?xml")
         assert "Traceback" not in server.output(), server.output()
     assert (checkout / "data" / "capgo.db").is_file()  # the server used ./data, as make run

@@ -167,9 +167,9 @@ def create_user_command(
 ) -> None:
     """Create a user, an organization they own and an API key of mode `all`.
 
-    Prints {"user_id": ..., "org_id": ..., "apikey": ..., "invitations": [{"org_id": ...,
-    "role": "invite_<role>"}]} on stdout: invitations kept for this e-mail are now the user's
-    to accept or decline.
+    Prints one JSON object on stdout: user_id, org_id, apikey and invitations.
+
+    The invitations are those kept for this e-mail: now the user's to accept or decline.
     """
     from email_validator import EmailNotValidError, validate_email
 

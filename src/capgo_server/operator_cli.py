@@ -159,7 +159,7 @@ def revoke_key_command(
 
     A revoked key is refused by the running server from its next request.
 
-    Prints {"revoked": [key ids]} on stdout.
+    Prints the revoked keys' ids on stdout, e.g. {"revoked": [3, 4]}.
     """
     from capgo_server.users.operator import revoke_all_keys, revoke_key
 

@@ -24,9 +24,12 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/capgo-server serve $(ARGS)
 
-## make test: the whole suite, on SQLite and on PostgreSQL (CAPGO_TEST_DATABASE_URL)
+## make test: the whole suite, on SQLite and on PostgreSQL (CAPGO_TEST_DATABASE_URL), spread over
+## one worker per CPU (pytest-xdist); a selection of a few files runs in one process (tests/conftest.py)
+## TEST_WORKERS=N forces N workers, TEST_WORKERS=0 none.
+TEST_WORKERS ?= auto
 test: install-dev
-	$(BIN)/pytest $(ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(ARGS)
 
 ## make lint: formatting, lint and strict typing, as CI runs them
 lint: install-dev

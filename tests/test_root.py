@@ -96,6 +96,9 @@ class TestRootHtml:
         for key in DEVICE_URLS:
             assert f"&quot;{key}&quot;" in page, key
         assert "CapacitorUpdater" in page
+        # The description's Markdown code spans are shown as code, not as backticks.
+        assert "<code>authorization</code>" in page
+        assert "`" not in page
 
     async def test_the_page_loads_nothing_from_elsewhere(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/", headers={"accept": BROWSER_ACCEPT})

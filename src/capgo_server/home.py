@@ -8,6 +8,7 @@ like download URLs, so they are the ones phones will be told about.
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from typing import Any
 
@@ -79,7 +80,7 @@ li code {{ color: #666; }}
 </head>
 <body>
 <h1>{name}</h1>
-<p>{escape(facts["description"])}</p>
+<p>{_inline_code(escape(facts["description"]))}</p>
 <h2>Documentation</h2>
 <ul>{items}</ul>
 <h2>Point your app here</h2>
@@ -109,3 +110,9 @@ def install_home(app: FastAPI) -> None:
         return response
 
     app.add_api_route("/", home, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+def _inline_code(escaped: str) -> str:
+    """The description's Markdown code spans (written for /docs) as ``<code>``; ``escaped`` is
+    already HTML-escaped, so a span holds no markup of its own."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)

@@ -41,7 +41,9 @@ class TestConcurrentPublicChannels:
                 await save(session, principal, ChannelSet(app_id=APP_ID, channel=name, public=True))
 
         async with app.state.sessionmaker() as first, first.begin():
-            await save(first, principal, ChannelSet(app_id=APP_ID, channel="production", public=True))
+            await save(
+                first, principal, ChannelSet(app_id=APP_ID, channel="production", public=True)
+            )
             second = asyncio.create_task(make_public("beta"))
             await asyncio.sleep(0.5)
             assert not second.done()

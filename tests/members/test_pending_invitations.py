@@ -377,7 +377,6 @@ class TestRaceWithCreateUser:
         assert account.invitations == [GrantedInvitation(alice.org_id, "invite_read")]
         assert await kept(app) == []
 
-
     async def test_create_user_and_a_second_invitation_of_its_email_do_not_deadlock(
         self, client: httpx.AsyncClient, app: FastAPI, alice: Account
     ) -> None:

@@ -350,6 +350,9 @@ class TestRevokeKey:
             (["--id", "-1"], "--id takes a key id"),
             (["--id", "9" * 19], "--id takes a key id"),
             (["--id", "999999"], "no API key has the id 999999"),
+            # Found in review: \d took any script's digits (U+0661 revoked key 1), $ a newline.
+            (["--id", "\u0661"], "--id takes a key id"),
+            (["--id", "1\n"], "--id takes a key id"),
             (["--email", "alice@example.com"], "--email EMAIL --all"),
             (["--all"], "--email EMAIL --all"),
             (["--id", "1", "--email", "alice@example.com", "--all"], "not both"),

@@ -123,3 +123,20 @@ class TestBanner:
         assert masked_database_url("postgresql+asyncpg://u:hunter2@db/capgo?sslpassword=x") == (
             "postgresql+asyncpg://u:***@db/capgo?sslpassword=***"
         )
+
+    def test_object_store_query_values_are_masked(self, tmp_path: Path) -> None:
+        """Found in review: a token in the query of CAPGO_STORAGE_URL or of the endpoint (which
+        the server ignores or passes on, but an operator may paste) was printed as is."""
+        from capgo_server.serve_banner import storage_location
+        from capgo_server.settings import Settings
+
+        settings = Settings(
+            data_dir=tmp_path,
+            storage_url="s3://AKIA:hunter2@bundles/prod?X-Amz-Security-Token=hunter3#hunter4",
+            s3_endpoint_url="https://minio.example.com:9000/?token=hunter5",
+        )
+        shown = storage_location(settings)
+        assert shown == (
+            "s3://bundles/prod?X-Amz-Security-Token=*** "
+            "(endpoint https://minio.example.com:9000/?token=***)"
+        )

@@ -31,6 +31,7 @@ from capgo_server.plugin.recorder import Recorder
 from capgo_server.plugin.stats import stats_router
 from capgo_server.plugin.update_cache import UpdateCache
 from capgo_server.plugin.updates import updates_router
+from capgo_server.redirects import RelativeRedirectsMiddleware
 from capgo_server.serving import tune_garbage_collector
 from capgo_server.settings import Settings
 from capgo_server.statistics.endpoints import statistics_router
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, *, proxy_headers_outside: bool 
         return exc.response()
 
     app.add_exception_handler(PluginRefusal, plugin_refusal)
+    app.add_middleware(RelativeRedirectsMiddleware)  # slash redirects never name a Host
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
-_KEY_ID = re.compile(r"^\d{1,18}$")
+_KEY_ID = re.compile(r"[0-9]{1,18}")  # fullmatch: ASCII digits only, as list-users shows ids
 #: The name of a key ``issue-key`` makes without ``--name``.
 DEFAULT_KEY_NAME = "issued by capgo-server issue-key"
 # Hints for the service's refusals that name the request body's fields, not the options.
@@ -166,7 +166,7 @@ def revoke_key_command(
     if key_id is not None:
         if email is not None or every_key:
             fail("give either --id or --email with --all, not both")
-        if not _KEY_ID.match(key_id):
+        if not _KEY_ID.fullmatch(key_id):
             fail(f"--id takes a key id (a number, see list-users), not {key_id!r}")
         number = int(key_id)
 

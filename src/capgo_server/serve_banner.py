@@ -2,7 +2,7 @@
 its state lives, the address devices will be given, and the next step on an empty database.
 
 Nothing secret is printed: the database URL's password (and any password-like query parameter)
-is masked, and the bundle store URL loses any credentials it carries.
+is masked, and the bundle store URL loses any credentials it carries (its query values too).
 """
 
 from __future__ import annotations
@@ -63,8 +63,16 @@ def storage_location(settings: Settings) -> str:
 
 
 def _without_credentials(url: str) -> str:
+    """``url`` without userinfo or fragment, its query values masked: a store URL's query may
+    carry a token (``X-Amz-Security-Token``, ``token``...) and its names are enough to show."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    query = "&".join(
+        f"{name}={MASK}" if sep else MASK
+        for name, sep, _ in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit(
+        parts._replace(netloc=parts.netloc.rpartition("@")[2], query=query, fragment="")
+    )
 
 
 def invoked_command() -> str:

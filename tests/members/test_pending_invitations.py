@@ -377,6 +377,23 @@ class TestRaceWithCreateUser:
         assert account.invitations == [GrantedInvitation(alice.org_id, "invite_read")]
         assert await kept(app) == []
 
+    async def test_create_user_and_a_second_invitation_of_its_email_do_not_deadlock(
+        self, client: httpx.AsyncClient, app: FastAPI, alice: Account
+    ) -> None:
+        """Found in review: the invitation held the org's row lock while waiting for the
+        e-mail's lock; ``create-user``, holding the e-mail's lock, then granted the pending
+        invitation to that org, and the new membership's foreign key waited for the org's row:
+        PostgreSQL broke the deadlock by failing one of them (a 500 or a failed create-user)."""
+        await assert_ok(await invite(client, alice, alice.org_id, NEWCOMER, "read"))
+        async with app.state.sessionmaker() as creating, creating.begin():
+            await lock_email(creating, NEWCOMER)  # create-user has started
+            again = asyncio.create_task(invite(client, alice, alice.org_id, NEWCOMER, "admin"))
+            await asyncio.sleep(0.5)
+            assert not again.done()
+            account = await create_user(creating, NEWCOMER)
+        assert account.invitations == [GrantedInvitation(alice.org_id, "invite_read")]
+        assert_invite_refused(await asyncio.wait_for(again, timeout=20), "ALREADY_INVITED")
+
 
 class TestInviteeListing:
     async def test_invitee_lists_pending_invitations_not_in_organization_list(

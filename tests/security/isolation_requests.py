@@ -85,6 +85,10 @@ async def b_invite(c: Case) -> Req:
     return Req("POST", "/organization/members", json=body)
 
 
+async def b_my_invitations(c: Case) -> Req:
+    return Req("GET", "/organization/members/invitations")
+
+
 async def b_accept(c: Case) -> Req:
     return Req("POST", "/organization/members/accept", json={"orgId": c.scope.org_id})
 
@@ -427,6 +431,12 @@ def check_org_list(c: Case, response: httpx.Response) -> str | None:
     if not wanted <= ids or (c.kind in ORG_LIMITED and c.me.org2 in ids):
         return f"orgs listed {sorted(ids)}, expected {sorted(wanted)} (and no other of the key's)"
     return None
+
+
+def check_my_invitations(c: Case, response: httpx.Response) -> str | None:
+    # Neither tenant is invited anywhere: carol's invitations to their orgs are carol's.
+    listed = response.json()
+    return None if listed == [] else f"invitations listed {listed}, expected none"
 
 
 def check_app_list(c: Case, response: httpx.Response) -> str | None:

@@ -44,6 +44,7 @@ from tests.security.isolation_requests import (
     b_keys,
     b_member_remove,
     b_members,
+    b_my_invitations,
     b_org_create,
     b_org_delete,
     b_org_get,
@@ -57,6 +58,7 @@ from tests.security.isolation_requests import (
     b_upload_terminate,
     check_app_list,
     check_key_list,
+    check_my_invitations,
     check_org_list,
     check_storage,
     remember_key,
@@ -158,6 +160,12 @@ ROUTES: list[Route] = [
     Route("DELETE /organization", b_org_delete, "org_delete", (403, "invalid_org_id")),
     Route("GET /organization/members", b_members, "org_read", CANNOT_ACCESS_ORG),
     Route("POST /organization/members", b_invite, "org_admin", CANNOT_ACCESS_ORG),
+    Route(
+        "GET /organization/members/invitations",
+        b_my_invitations,
+        "any",
+        check=check_my_invitations,
+    ),
     Route(
         "POST /organization/members/accept",
         b_accept,

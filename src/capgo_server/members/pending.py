@@ -48,6 +48,7 @@ async def lock_email(session: AsyncSession, email: str) -> None:
     never be granted. Whichever comes second waits, then sees what the first committed.
     PostgreSQL: a transaction-scoped advisory lock on the e-mail's hash (a collision only makes
     two e-mails wait for each other). SQLite: the database's write lock (``lock_for_update``).
+    Take it before any row lock: ``create-user`` holds it while its grants wait for org rows.
     """
     connection = await session.connection()
     if connection.dialect.name == "postgresql":

@@ -80,6 +80,9 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
         raise _invite_refused("NO_RIGHTS")
     org_id = access.org.id
     email = str(body.email).lower()
+    # The e-mail's lock comes first, as in create-user: that one holds it while the memberships
+    # it grants wait for their orgs' rows, so taking the org's row first would deadlock.
+    await pending.lock_email(session, email)
     # Invitations to one org run one at a time from here, so that concurrent ones count each
     # other against the cap; the caller's rights are read again under the lock.
     await lock_for_update(session, select(Organization.id).where(Organization.id == org_id))
@@ -93,7 +96,6 @@ async def invite_member(session: AsyncSession, principal: Principal, body: Membe
         denied=cannot_access_organization(org_id),
     )
     await pending.purge_expired(session, org_id=org_id)
-    await pending.lock_email(session, email)
     user = await session.scalar(select(User).where(User.email == email))
     if user is not None:
         invited = await session.scalar(

@@ -9,6 +9,7 @@ PostgreSQL is not reachable its half of the suite is skipped, unless
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
@@ -112,6 +113,21 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         return (yield)
     with run_lock(item.config, exclusive=item.get_closest_marker("serial") is not None):
         return (yield)
+
+
+#: Each test's app (its engine, caches and routes) is freed only by the cycle collector, whose
+#: full passes come rarely once the heap is large: a worker grew by about 5 MiB a test, 8 GiB
+#: and more over the suite. A full collection every few tests keeps it flat for a small cost.
+COLLECT_EVERY_TESTS = 20
+_tests_since_collection = 0
+
+
+def pytest_runtest_logfinish() -> None:
+    global _tests_since_collection
+    _tests_since_collection += 1
+    if _tests_since_collection >= COLLECT_EVERY_TESTS:
+        _tests_since_collection = 0
+        gc.collect()
 
 
 @pytest_asyncio.fixture(scope="session", params=ENGINES, loop_scope="session")

@@ -97,9 +97,12 @@ if a phone cannot reach that address, set it to one it can.</p>
 def install_home(app: FastAPI) -> None:
     """``GET``/``HEAD /``, outside the OpenAPI document (it is a landing page, not API)."""
 
+    # The route reads the app from the request: a closure over ``app`` would be held by
+    # FastAPI's caches of endpoint signatures (module-wide), and with it every app ever made.
     async def home(request: Request) -> Response:
-        settings: Settings = request.app.state.settings
-        facts = describe(settings, app.title, app.version, app.description)
+        served: FastAPI = request.app
+        settings: Settings = served.state.settings
+        facts = describe(settings, served.title, served.version, served.description)
         response: Response
         if "text/html" in request.headers.get("accept", ""):
             response = HTMLResponse(_page(facts))

@@ -8,7 +8,6 @@ are one line on stderr, exit code 1.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -22,7 +21,6 @@ from capgo_server.bundle_cli import bundle_cli
 from capgo_server.cli_support import (
     display_url,
     fail,
-    first_line,
     in_one_transaction,
     load_settings,
     run_migrations,
@@ -114,27 +112,15 @@ def serve(
 
 
 def _has_users(settings: Settings) -> bool:
-    """Whether the (just migrated) database holds a user. Not through
-    :func:`in_one_transaction`: checking for pending migrations again loads every migration
-    script, which costs seconds of start-up on a busy machine."""
+    """Whether the (just migrated) database holds a user."""
     from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from capgo_server.db.engine import make_engine
     from capgo_server.models import User
 
-    async def query() -> bool:
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            async with engine.connect() as connection:
-                return await connection.scalar(select(User.id).limit(1)) is not None
-        finally:
-            await engine.dispose()
+    async def query(session: AsyncSession) -> bool:
+        return await session.scalar(select(User.id).limit(1)) is not None
 
-    try:
-        return asyncio.run(query())
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"cannot reach the database at {display_url(settings)}: {first_line(exc)}")
+    return in_one_transaction(settings, query, check_migrations=False)
 
 
 def is_loopback(host: str) -> bool:

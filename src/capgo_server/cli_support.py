@@ -119,9 +119,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def in_one_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def in_one_transaction(
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    check_migrations: bool = True,
+) -> T:
     """``work`` in one transaction on the migrated database; an unreachable one is the
-    command's one-line error. What ``work`` raises on purpose goes to the caller."""
+    command's one-line error. What ``work`` raises on purpose goes to the caller.
+
+    ``check_migrations=False`` when the caller has just migrated (``serve``): the check loads
+    every migration script, which costs seconds of start-up on a busy machine."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from capgo_server.db.engine import make_engine, make_sessionmaker
@@ -130,7 +138,7 @@ def in_one_transaction(settings: Settings, work: Callable[[AsyncSession], Awaita
     async def run() -> T:
         engine = make_engine(settings.resolved_database_url)
         try:
-            if await pending_migrations(engine):
+            if check_migrations and await pending_migrations(engine):
                 fail("the database is not migrated: run `capgo-server migrate` first")
             async with make_sessionmaker(engine)() as session, session.begin():
                 return await work(session)

@@ -62,6 +62,13 @@ VersionOption = Annotated[
     typer.Option("--version", help="The bundle's version name, e.g. 1.2.3.", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+CreateChannelOption = Annotated[
+    bool,
+    typer.Option(
+        "--create-channel",
+        help="Create the channel if it does not exist (a new channel is private).",
+    ),
+]
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -100,13 +107,7 @@ def upload_command(
             show_default=False,
         ),
     ] = None,
-    create_channel: Annotated[
-        bool,
-        typer.Option(
-            "--create-channel",
-            help="Create the channel if it does not exist (a new channel is private).",
-        ),
-    ] = False,
+    create_channel: CreateChannelOption = False,
     no_channel: Annotated[
         bool,
         typer.Option("--no-channel", help="Only upload: set the bundle on no channel."),
@@ -178,13 +179,7 @@ def promote_command(
     channel: Annotated[
         str, typer.Option(help="The channel, by name, e.g. production.", show_default=False)
     ],
-    create_channel: Annotated[
-        bool,
-        typer.Option(
-            "--create-channel",
-            help="Create the channel if it does not exist (a new channel is private).",
-        ),
-    ] = False,
+    create_channel: CreateChannelOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Set an uploaded bundle on an existing channel, by names (also to roll back)."""

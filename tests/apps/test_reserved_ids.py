@@ -26,13 +26,19 @@ from tests.plugin.updates_support import ask, not_registered
 from tests.test_cli import cli_env, describe, error_line, run_cli
 
 APP_ID = "com.alice.reserved"
-#: POST /app's answer for an id a live app of another tenant holds.
-ID_TAKEN = {
-    "error": "cannot_create_app",
-    "message": f"The app id {APP_ID} is already taken on this server (by an app, or kept for "
-    "the organization of a deleted app): choose another app id",
-    "moreInfo": {},
-}
+
+
+def id_taken(app_id: str) -> dict[str, object]:
+    """POST /app's answer for an id a live app, or a reservation, of another tenant holds."""
+    return {
+        "error": "cannot_create_app",
+        "message": f"The app id {app_id} is already taken on this server (by an app, or kept "
+        "for the organization of a deleted app): choose another app id",
+        "moreInfo": {},
+    }
+
+
+ID_TAKEN = id_taken(APP_ID)
 
 
 async def post_app(

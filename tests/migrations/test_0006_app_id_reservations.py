@@ -15,7 +15,7 @@ from capgo_server.db.engine import make_engine
 from capgo_server.db.migrate import alembic_config, upgrade_to_head
 from capgo_server.models import App, AppIdReservation, Bundle, Channel
 from tests.apps.helpers import create_app, create_org, rows
-from tests.apps.test_reserved_ids import ID_TAKEN, post_app
+from tests.apps.test_reserved_ids import id_taken, post_app
 from tests.conftest import Account
 from tests.migrations.test_0005_no_id_reuse import _expected_shape, _sqlite_shape
 
@@ -89,5 +89,5 @@ async def test_upgrade_reserves_live_and_audited_ids(
 
     for app_id in ("com.alice.gone", "com.doomed.app"):
         response = await post_app(client, bob, app_id)
-        assert (response.status_code, response.json()) == (400, ID_TAKEN)
+        assert (response.status_code, response.json()) == (400, id_taken(app_id))
     assert (await create_app(client, alice, "com.alice.gone"))["owner_org"] == alice.org_id

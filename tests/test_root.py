@@ -25,14 +25,10 @@ DEVICE_URLS = {
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(settings: Settings) -> Settings:
     """The conftest settings, with a public URL unlike the address the tests use."""
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        secret="test-secret-" + uuid.uuid4().hex,
-        public_url=PUBLIC_URL + "/",  # the trailing slash must not double in the links
-    )
+    # The trailing slash must not double in the links.
+    return settings.model_copy(update={"public_url": PUBLIC_URL + "/"})
 
 
 class TestRootJson:

@@ -14,6 +14,7 @@ from capgo_server.apps.endpoints import apps_router
 from capgo_server.auth.ratelimit import FixedWindowLimiter, RateLimiters
 from capgo_server.bundles.endpoints import bundles_router
 from capgo_server.channels.endpoints import channels_router
+from capgo_server.cli_compat import install as install_cli_compat
 from capgo_server.db.engine import make_engine, make_sessionmaker, pool_options
 from capgo_server.devices.endpoints import devices_router
 from capgo_server.docs_pages import install_docs
@@ -185,4 +186,5 @@ def create_app(settings: Settings | None = None, *, proxy_headers_outside: bool 
     app.include_router(bundles_router)
     app.include_router(statistics_router)
     app.include_router(files_router)
+    install_cli_compat(app)  # the official @capgo/cli's own routes (issue #16)
     return app

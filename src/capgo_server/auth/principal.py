@@ -96,8 +96,12 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _presented_key(request: Request) -> str | None:
-    for header in ("capgkey", "authorization", "x-api-key"):
+#: Where the public API reads the key, first match wins.
+KEY_HEADERS = ("capgkey", "authorization", "x-api-key")
+
+
+def _presented_key(request: Request, headers: Iterable[str] = KEY_HEADERS) -> str | None:
+    for header in headers:
         value = request.headers.get(header, "").strip()
         if value.lower().startswith("bearer "):
             value = value[7:].strip()
@@ -139,17 +143,19 @@ async def _resolve_subkey(
 
 
 def require_key(
-    modes: Iterable[KeyMode], missing: ApiError = NO_KEY
+    modes: Iterable[KeyMode], missing: ApiError = NO_KEY, headers: Iterable[str] = KEY_HEADERS
 ) -> Callable[[Request, Session], Awaitable[Principal]]:
-    """A dependency resolving the caller; only keys of ``modes`` are accepted."""
+    """A dependency resolving the caller; only keys of ``modes`` are accepted, read from the
+    first of ``headers`` present (the official CLI's Supabase routes read ``capgkey`` only)."""
     accepted = frozenset(modes)
+    key_headers = tuple(headers)
 
     async def resolve_principal(request: Request, session: Session) -> Principal:
         limiters: RateLimiters = request.app.state.rate_limiters
         ip = client_ip(request)
         if (wait := limiters.failed_auth_per_ip.retry_after(ip)) is not None:
             raise too_many_requests(wait)
-        presented = _presented_key(request)
+        presented = _presented_key(request, key_headers)
         if presented is None:
             limiters.failed_auth_per_ip.hit(ip)
             raise missing

@@ -1,0 +1,7 @@
+"""(stub, to be written) ``/private/config``, ``/private/events`` and the refused upload modes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from capgo_server.models import Bundle
+from capgo_server.models import App, Bundle
 from tests.apps.helpers import create_app, key_of
 from tests.cli_compat.table_data import (
     APP_ID,
@@ -89,12 +89,14 @@ async def release(app: FastAPI, client: httpx.AsyncClient, alice: Account) -> Re
 
 
 async def test_t1_default_upload_channel(
-    release: Release, client: httpx.AsyncClient, alice: Account, bob: Account
+    release: Release, app: FastAPI, client: httpx.AsyncClient, alice: Account, bob: Account
 ) -> None:
-    single(
-        await read(client, alice.key, T1.format(app=APP_ID), single=True),
-        {"default_upload_channel": "production"},
-    )
+    url = T1.format(app=APP_ID)
+    single(await read(client, alice.key, url, single=True), {"default_upload_channel": "dev"})
+    async with app.state.sessionmaker() as session, session.begin():
+        (await session.get_one(App, APP_ID)).default_upload_channel = "production"
+    response = await read(client, alice.key, url, single=True)
+    single(response, {"default_upload_channel": "production"})
     for key, app_id in ((bob.key, APP_ID), (alice.key, "com.nobody.here")):
         none_found(await read(client, key, T1.format(app=app_id), single=True))
 
@@ -348,7 +350,7 @@ async def test_any_key_mode_reads(
     response = await read(client, key, T8.format(app=APP_ID))
     assert [row["name"] for row in response.json()] == ["production", "beta", "empty"]
     response = await read(client, key, T1.format(app=APP_ID), single=True)
-    single(response, {"default_upload_channel": "production"})
+    single(response, {"default_upload_channel": "dev"})
 
 
 async def test_the_key_comes_from_capgkey_only(

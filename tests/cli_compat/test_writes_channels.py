@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from capgo_server.models import AuditLog, Channel, DeployHistory
+from capgo_server.models import AuditLog, Bundle, Channel, DeployHistory
 from tests.apps.helpers import add_bundle, create_app, key_of, rows
 from tests.cli_compat.table_data import (
     APP_ID,
@@ -24,6 +24,8 @@ from tests.cli_compat.table_data import (
     sb,
 )
 from tests.conftest import Account
+from tests.plugin.updates_support import APP_ID as UPDATES_APP
+from tests.plugin.updates_support import answer, offered, refused, seed
 
 T7 = "/rest/v1/channels?app_id=eq.{app}&name=eq.{ch}&select=*"
 REPRESENTATION = {"prefer": "return=representation"}
@@ -55,6 +57,7 @@ def denied(what: str) -> dict[str, Any]:
 
 NO_WRITE = denied("this key may not change the channels of this app")
 NOT_SERVABLE = denied("version must be a live bundle of this channel's app")
+NO_NEW = refused("no_new_version_available", "No new version available", "up_to_date")
 
 
 @pytest.fixture
@@ -274,3 +277,20 @@ async def test_no_such_channel_is_404(
         "details": None,
         "hint": None,
     }
+
+
+async def test_devices_get_the_new_bundle_at_once(
+    app: FastAPI, client: httpx.AsyncClient, alice: Account
+) -> None:
+    """The write reaches ``/updates``, which answers from the worker's cache."""
+    await seed(client, alice)
+    assert await answer(client, version_name="1.0.0") == NO_NEW  # cached now
+    async with app.state.sessionmaker() as session:
+        new_bundle = await session.scalar(
+            select(Bundle.id).where(Bundle.app_id == UPDATES_APP, Bundle.name == "1.361.0")
+        )
+    assert new_bundle is not None
+    body = cli_body(alice, new_bundle, app_id=UPDATES_APP, name="production")
+    response = await patch(client, alice.key, body, UPDATES_APP, "production")
+    assert response.status_code == 200, response.text
+    assert await answer(client, version_name="1.0.0") == offered("1.361.0")

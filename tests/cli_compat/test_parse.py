@@ -10,9 +10,10 @@ import itertools
 import random
 import re
 import string
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
+from starlette.requests import Request
 
 from capgo_server.cli_compat.postgrest.parse import (
     MAX_VALUE,
@@ -139,6 +140,20 @@ def test_parameter_order_and_select_whitespace_do_not_matter(shape, method, tabl
         assert match(parsed) == shape
 
 
+@pytest.mark.parametrize(("shape", "method", "table", "query", "headers"), CLI_REQUESTS, ids=IDS)
+def test_a_starlette_request_encoded_as_the_cli_does_matches(shape, method, table, query, headers):
+    """supabase-js builds the query with URLSearchParams: ``(),:!"`` percent-encoded, ``*``
+    kept; the endpoint hands over Starlette's decoded items and headers."""
+    encoded = urlencode(items_of(query), safe="*").encode()
+    raw_headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    raw_headers.append((b"prefer", b"return=minimal") if method == "POST" else (b"x-other", b"1"))
+    request = Request(
+        {"type": "http", "method": method, "query_string": encoded, "headers": raw_headers}
+    )
+    parsed = parse(request.method, table, request.query_params.multi_items(), request.headers)
+    assert match(parsed) == shape
+
+
 def test_header_names_are_case_insensitive_and_prefer_tokens_normalised():
     headers = {"ACCEPT": "application/vnd.pgrst.object+json", "prefer": " Return=representation ,"}
     query = parse("PATCH", "channels", items_of(f"{APP}&name=eq.beta&select=*"), headers)
@@ -157,6 +172,11 @@ def test_values_are_kept_out_of_the_key_and_read_back():
         {},
     )
     assert query.eq("app_id") == "com.rec.demo"
+    assert query.filter("name") == Filter("name", "neq", ("gamma",))
+    with pytest.raises(KeyError):
+        query.eq("name")
+    with pytest.raises(KeyError):
+        query.filter("version")
     assert query.filters == (
         Filter("app_id", "eq", ("com.rec.demo",)),
         Filter("name", "neq", ("gamma",)),
@@ -460,35 +480,53 @@ def test_off_the_whitelist_matches_nothing(method, table, query, headers):
 # --- junk -----------------------------------------------------------------------------------
 
 ALPHABET = string.ascii_letters + string.digits + "_.,:!()*\"\\ -=&%+;'\x00\n\té€\ud800"
-KEYS = ["select", "or", "limit", "on_conflict", "order", "app_id", "name", "version", ""]
-FRAGMENTS = ["eq.", "neq.", "in.(", ")", "(", ",", '"', "\\", ".", "!", ":", "*", "version", " "]
+KEYS = ["select", "or", "limit", "on_conflict", "order", "app_id", "name", "version", "Ab", ""]
+#: Pieces of each parameter's grammar, so that junk often gets deep into the parser.
+PIECES = {
+    "select": ["id", "version", "app_versions", "x_fkey", ":", "!", "(", ")", ",", " ", "*"],
+    "or": ["(", ")", "version", ".", "eq", "neq", "in", "1", ",", '"', " "],
+    "limit": ["0", "1", "9", "-", " ", "x"],
+    "on_conflict": ["name", "app_id", ",", " ", ";"],
+    "filter": ["eq.", "neq.", "in.(", "like.", "a", ",", '"', "\\", "(", ")", ".", " ", "é"],
+}
 
 
-def _junk(rng: random.Random) -> str:
-    if rng.random() < 0.5:
-        return "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 12)))
-    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40)))
+def _junk(rng: random.Random, key: str = "") -> str:
+    if rng.random() < 0.15:
+        return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40)))
+    pieces = PIECES.get(key, PIECES["filter"])
+    text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+    if key == "or" and rng.random() < 0.8:
+        return f"({text})"
+    if key not in PIECES and rng.random() < 0.8:
+        return rng.choice(["eq.", "neq.", "in.(", 'in.("']) + text + rng.choice(["", ")"])
+    return text
 
 
 def test_junk_raises_only_unsupported():
     """Random requests (a fixed seed, so every run and worker sees the same ones): ``parse``
     either returns a Query whose key is hashable, or raises Unsupported, nothing else."""
     rng = random.Random(16)
-    for _ in range(5_000):
-        items = [
-            (rng.choice(KEYS) if rng.random() < 0.7 else _junk(rng), _junk(rng))
-            for _ in range(rng.randint(0, 6))
-        ]
+    parsed = 0
+    for _ in range(6_000):
+        items = []
+        for _ in range(rng.randint(0, 6)):
+            key = rng.choice(KEYS) if rng.random() < 0.95 else _junk(rng)
+            items.append((key, _junk(rng, key)))
         headers = {"Accept": _junk(rng), "Prefer": _junk(rng)}
-        table = rng.choice(["channels", "apps", _junk(rng)])
-        method = rng.choice(["GET", "POST", "PATCH", _junk(rng)])
+        table = (
+            rng.choice(["channels", "apps", "app_versions"]) if rng.random() < 0.9 else _junk(rng)
+        )
+        method = rng.choice(["GET", "POST", "PATCH", "get"]) if rng.random() < 0.9 else _junk(rng)
         try:
             query = parse(method, table, items, headers)
         except Unsupported:
             continue
+        parsed += 1
         assert isinstance(query, Query)
         hash(query.key)
         match(query)
+    assert parsed > 100  # the junk reaches past the first checks
 
 
 def test_junk_from_raw_query_strings_raises_only_unsupported():

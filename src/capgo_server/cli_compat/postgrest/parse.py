@@ -133,12 +133,19 @@ class Query:
             on_conflict=None if self.on_conflict is None else tuple(sorted(self.on_conflict)),
         )
 
+    def filter(self, column: str) -> Filter:
+        """The filter on ``column`` (the shape guarantees it exists, and its operator)."""
+        for item in self.filters:
+            if item.column == column:
+                return item
+        raise KeyError(column)
+
     def eq(self, column: str) -> str:
         """The value of the ``column=eq.…`` filter (the shape guarantees it exists)."""
-        for item in self.filters:
-            if item.column == column and item.op == "eq":
-                return item.value
-        raise KeyError(column)
+        item = self.filter(column)
+        if item.op != "eq":
+            raise KeyError(column)
+        return item.value
 
 
 def _name(text: str, what: str) -> str:

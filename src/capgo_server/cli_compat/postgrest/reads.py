@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, or_
 from capgo_server.auth.access import authorize_app, cannot_access_app
 from capgo_server.auth.roles import Role
 from capgo_server.cli_compat.postgrest.context import PgContext, PgError, PgResult, TableHandler
-from capgo_server.cli_compat.postgrest.parse import Filter, Query
+from capgo_server.cli_compat.postgrest.parse import Filter
 from capgo_server.cli_compat.rows import (
     LoadedChannel,
     RolloutBundle,
@@ -48,13 +48,6 @@ async def readable_app(ctx: PgContext, app_id: str) -> App | None:
             return None
         raise
     return access.app
-
-
-def _filter(query: Query, column: str, op: str) -> Filter:
-    for item in query.filters:
-        if item.column == column and item.op == op:
-            return item
-    raise KeyError(f"{column}={op}")
 
 
 async def _channels(
@@ -195,7 +188,7 @@ async def other_channel_using(ctx: PgContext) -> PgResult:
     whether another channel still uses a bundle ``channel delete --delete-bundle`` would
     delete."""
     query = ctx.query
-    other = Channel.name != _filter(query, "name", "neq").value
+    other = Channel.name != query.filter("name").value
     alternatives = query.or_ or ()
     channels = await _channels(ctx, other, _uses_bundle(alternatives))
     return PgResult([{"id": c.channel.id} for c in channels])

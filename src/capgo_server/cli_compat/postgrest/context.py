@@ -20,6 +20,9 @@ from capgo_server.cli_compat.postgrest.parse import Query
 from capgo_server.settings import Settings
 from capgo_server.storage import BundleStore
 
+#: What every refusal of an unsupported CLI request ends with.
+SUPPORTED_CLI = "this server supports @capgo/cli 8.35 and later: npx @capgo/cli@latest"
+
 
 class PgError(Exception):
     """A refusal rendered as PostgREST renders errors: ``{code, message, details, hint}``."""

@@ -126,9 +126,7 @@ class TestReadForTheCli:
     ) -> None:
         await create_app(client, alice, ALICE_APP)
         await create_app(client, alice, "com.alice.other")
-        subkey = await make_key(
-            client, alice, mode="upload", limited_to_apps=["com.alice.other"]
-        )
+        subkey = await make_key(client, alice, mode="upload", limited_to_apps=["com.alice.other"])
         headers = {**cli(alice.key), "x-limited-key-id": str(subkey["id"])}
         response = await client.get(f"/app/{ALICE_APP}", headers=headers)
         assert response.status_code == 404
@@ -140,7 +138,9 @@ class TestReadForTheCli:
     ) -> None:
         await create_app(client, alice, ALICE_APP)
         invited = await make_account(app, "invited@example.com")
-        assert (await invite(client, alice, alice.org_id, invited.email, "admin")).status_code == 200
+        assert (
+            await invite(client, alice, alice.org_id, invited.email, "admin")
+        ).status_code == 200
         response = await client.get(f"/app/{ALICE_APP}", headers=cli(invited.key))
         assert response.status_code == 404
         assert response.json() == app_not_found(ALICE_APP)

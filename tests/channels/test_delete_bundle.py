@@ -137,7 +137,11 @@ class TestRefusedWhole:
             "message": "Bundle 1.0.0 is also served by channel alpha, beta: nothing was deleted. "
             "Set another bundle on alpha, beta first, or delete channel production without "
             "delete_bundle",
-            "moreInfo": {"channel": "production", "version": "1.0.0", "channels": ["alpha", "beta"]},
+            "moreInfo": {
+                "channel": "production",
+                "version": "1.0.0",
+                "channels": ["alpha", "beta"],
+            },
         }
         await assert_nothing_deleted(app, path, ["alpha", "beta", "production"])
 

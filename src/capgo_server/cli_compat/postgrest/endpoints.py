@@ -60,7 +60,7 @@ def render(query: Query, result: PgResult) -> Response:
     """PostgREST's answer: an empty body, one object (406 unless exactly one row), or an array
     with its ``Content-Range``."""
     if result.rows is None:
-        return Response(status_code=result.status)
+        return Response(status_code=result.status, background=result.background)
     rows = result.rows
     if query.single:
         if len(rows) != 1:

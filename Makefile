@@ -25,7 +25,7 @@ run: install
 	$(BIN)/capgo-server serve $(ARGS)
 
 ## make test: the whole suite, on SQLite and on PostgreSQL (CAPGO_TEST_DATABASE_URL), spread over
-## one worker per CPU (pytest-xdist); a selection of a few files runs in one process (tests/conftest.py)
+## 1.5 workers per CPU (pytest-xdist); a selection of a few files runs in one process (tests/conftest.py)
 ## TEST_WORKERS=N forces N workers, TEST_WORKERS=0 none.
 TEST_WORKERS ?= auto
 test: install-dev

@@ -163,6 +163,7 @@ class OfficialCli:
                     break
                 received += chunk
                 if not answered and prompt in strip_ansi(received.decode(errors="replace")):
+                    time.sleep(0.5)  # let the prompt settle before the key arrives
                     os.write(master, b"\r")
                     answered = True
             else:

@@ -34,8 +34,11 @@ from tests.cli_compat.official import (
     public_key_of,
     sha256_hex,
 )
+from tests.conftest import Account
 from tests.live import LiveServer
 
+#: The Supabase anon value the CLI sends as ``apikey`` and bearer; it identifies nobody.
+ANON = "anon"
 EXTERNAL_URL = "https://cdn.example.com/e2e/1.0.5.zip"
 
 
@@ -110,10 +113,15 @@ def upload(cli: OfficialCli, version: str, *options: str) -> CliRun:
 def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer]) -> None:
     cli, live = official_cli
     with live.http() as api:
-        # login saves the key for the following commands; doctor reads only local files.
+        # login saves the key for the following commands; doctor asks the server nothing.
         cli.ok("login", live.key)
         assert (cli.home / ".capgo").read_text().strip() == live.key
-        cli.ok("doctor")
+        doctor = cli.run("doctor")
+        assert f"App ID: {APP_ID}" in doctor.output, doctor.describe()
+        assert "@capgo/capacitor-updater: 7.30.0" in doctor.output, doctor.describe()
+        # 8.35.0 compares the installed packages with npm's latest, which the guard keeps it
+        # from reading, so it reports them out of date; 8.68.1 skips what it could not read.
+        assert doctor.returncode == (1 if cli.version == "8.35.0" else 0), doctor.describe()
 
         # app add, then again: 8.68.1 recovers from our 409 (same org), 8.35.0 stops on its
         # GET /app/{id} pre-check.
@@ -156,7 +164,7 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
         cli.set_web_content("a second 1.0.3")
         refused = cli.run("bundle", "upload", "--bundle", "1.0.3", "--channel", "beta")
         assert refused.returncode == 1, refused.describe()
-        assert "already exists" in refused.output, refused.describe()
+        assert "Version 1.0.3 already exists" in refused.output, refused.describe()
         assert bundles(api) == before
         assert serves(api, "beta") == "1.0.3"
 
@@ -186,7 +194,7 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
         cli.ok("bundle", "delete", "1.0.1")
         assert "1.0.1" not in bundles(api)
         # Of one a channel serves: the CLI asks (so it runs in a terminal), unlinks, deletes.
-        cli_delete = cli.run_confirming("bundle", "delete", "1.0.3", prompt="Yes")
+        cli_delete = cli.run_confirming("bundle", "delete", "1.0.3", prompt="unlink it?")
         assert cli_delete.returncode == 0, cli_delete.describe()
         assert "1.0.3" not in bundles(api)
         assert serves(api, "beta") == "unknown"
@@ -232,3 +240,26 @@ def test_ci_and_make_install_the_versions_tested() -> None:
     pins = " ".join(VERSIONS)
     assert f"CAPGO_CLI_VERSIONS ?= {pins}\n" in (REPO / "Makefile").read_text()
     assert f'make capgo-cli CAPGO_CLI_VERSIONS="{pins}"\n' in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize(
+    ("cli_version", "fatal"), [("8.28.2", True), ("8.34.9", True), ("8.35.0", False)]
+)
+async def test_a_cli_older_than_8_35_is_stopped_with_a_message(
+    client: httpx.AsyncClient, alice: Account, cli_version: str, fatal: bool
+) -> None:
+    """Older CLIs need far more of Supabase than we serve; ``bundle upload`` asks for these
+    warnings first (8.28.2 too) and stops on a fatal one, printing its message. Installing
+    such a CLI is out of scope, so this is its request as it sends it."""
+    response = await client.post(
+        "/rest/v1/rpc/get_organization_cli_warnings",
+        json={"orgid": alice.org_id, "cli_version": cli_version},
+        headers={"capgkey": alice.key, "apikey": ANON, "authorization": f"Bearer {ANON}"},
+    )
+    assert response.status_code == 200, response.text
+    warnings = response.json()
+    if not fatal:
+        assert warnings == []
+        return
+    assert [warning["fatal"] for warning in warnings] == [True], warnings
+    assert "8.35" in warnings[0]["message"], warnings

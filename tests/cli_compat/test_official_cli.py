@@ -232,7 +232,23 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
         assert unpinned["version"] == "1.0.2", unpinned
         assert sha256_hex(download(api, unpinned["url"])) == unpinned["checksum"]
 
+        if cli.version == VERSIONS[0]:  # key modes are the server's: one version suffices
+            assert_key_modes(cli, api)
+
     assert cli.blocked_hosts() <= ALLOWED_REMOTE_HOSTS, cli.guard_log.read_text()
+
+
+def assert_key_modes(cli: OfficialCli, api: httpx.Client) -> None:
+    """What the README says of key modes: a ``write`` key uploads and sets channels; deleting
+    a channel takes an ``all`` key, as ``DELETE /channel`` does."""
+    created = api.post("/apikey", json={"name": "ci", "mode": "write"})
+    assert created.status_code == 200, created.text
+    write_key = created.json()["key"]
+    upload(cli, "1.2.0", "--channel", "staging", "-a", write_key)
+    assert serves(api, "staging") == "1.2.0"
+    refused = cli.run("channel", "delete", "beta", "-a", write_key)
+    assert refused.returncode == 1, refused.describe()
+    assert "beta" in channels(api)
 
 
 def test_ci_and_make_install_the_versions_tested() -> None:

@@ -337,5 +337,6 @@ def decrypt_bundle(key: rsa.RSAPublicKey, session_key: str, data: bytes) -> byte
 
 
 def encrypted_checksum(key: rsa.RSAPublicKey, checksum: str) -> str:
-    """The sha256 an encrypted (V3, hex) checksum carries."""
-    return public_decrypt(key, bytes.fromhex(checksum)).decode()
+    """The hex SHA-256 an encrypted checksum carries: V3 (updater 7.30.0 and later) encrypts the
+    digest's 32 bytes and writes the result in hex."""
+    return public_decrypt(key, bytes.fromhex(checksum)).hex()

@@ -135,10 +135,11 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
         assert APP_ID in cli.ok("app", "list").output
 
         # Plain upload: no --channel, so the app's default upload channel, created on the way.
-        assert app["default_upload_channel"] == "production"
+        default = app["default_upload_channel"]
+        assert default == "dev"  # what POST /app gives, as Capgo's does
         upload(cli, "1.0.1")
-        assert serves(api, "production") == "1.0.1"
-        assert_web_bundle(assert_delivered(api, "production", "1.0.1"), "bundle 1.0.1")
+        assert serves(api, default) == "1.0.1"
+        assert_web_bundle(assert_delivered(api, default, "1.0.1"), "bundle 1.0.1")
 
         # --channel: a new channel, then the same (existing) one, taking --self-assign along.
         upload(cli, "1.0.2", "--channel", "beta")
@@ -151,8 +152,8 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
 
         # Without --channel again: the existing default channel moves on.
         upload(cli, "1.0.4")
-        assert serves(api, "production") == "1.0.4"
-        assert_web_bundle(assert_delivered(api, "production", "1.0.4"), "bundle 1.0.4")
+        assert serves(api, default) == "1.0.4"
+        assert_web_bundle(assert_delivered(api, default, "1.0.4"), "bundle 1.0.4")
 
         # --external: no upload, the device is sent to the URL.
         upload(cli, "1.0.5", "--channel", "ext", "--external", EXTERNAL_URL)
@@ -209,7 +210,7 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
         )
         assert rows["gamma"]["allow_device_self_set"] is True
         listed = cli.ok("channel", "list").output
-        assert all(name in listed for name in ("production", "beta", "staging", "gamma")), listed
+        assert all(name in listed for name in (default, "beta", "staging", "gamma")), listed
 
         cli.ok("channel", "set", "staging", "--bundle", "1.0.2")
         assert serves(api, "staging") == "1.0.2"

@@ -233,15 +233,36 @@ def test_every_command_of_issue_16(official_cli: tuple[OfficialCli, LiveServer])
         assert unpinned["version"] == "1.0.2", unpinned
         assert sha256_hex(download(api, unpinned["url"])) == unpinned["checksum"]
 
-        if cli.version == VERSIONS[0]:  # key modes are the server's: one version suffices
+        # --delta-only would upload nothing here (delta updates are off): refused, and no
+        # bundle is left behind, nor on the channel.
+        cli.set_web_content("delta only")
+        args = ("bundle", "upload", "--bundle", "1.3.0", "--channel", "staging", "--delta-only")
+        delta_only = cli.run(*args)
+        assert delta_only.returncode == 1, delta_only.describe()
+        assert "--delta-only" in delta_only.output, delta_only.describe()
+        assert "1.3.0" not in bundles(api)
+        assert serves(api, "staging") == "1.0.2"
+
+        if cli.version == VERSIONS[0]:  # the server's side of these is the same for both
+            assert_zip_refused(cli, api)
             assert_key_modes(cli, api)
 
     assert cli.blocked_hosts() <= ALLOWED_REMOTE_HOSTS, cli.guard_log.read_text()
 
 
+def assert_zip_refused(cli: OfficialCli, api: httpx.Client) -> None:
+    """``--zip`` (the legacy presigned upload) is refused: uploads go through tus."""
+    cli.set_web_content("zip")
+    zipped = cli.run("bundle", "upload", "--bundle", "1.3.1", "--channel", "staging", "--zip")
+    assert zipped.returncode == 1, zipped.describe()
+    assert "tus" in zipped.output, zipped.describe()
+    assert "1.3.1" not in bundles(api)
+
+
 def assert_key_modes(cli: OfficialCli, api: httpx.Client) -> None:
     """What the README says of key modes: a ``write`` key uploads and sets channels; deleting
-    a channel takes an ``all`` key, as ``DELETE /channel`` does."""
+    a channel takes an ``all`` key, as ``DELETE /channel`` does; an ``upload`` key is not
+    enough for ``bundle upload``, which sets a channel."""
     created = api.post("/apikey", json={"name": "ci", "mode": "write"})
     assert created.status_code == 200, created.text
     write_key = created.json()["key"]
@@ -250,6 +271,15 @@ def assert_key_modes(cli: OfficialCli, api: httpx.Client) -> None:
     refused = cli.run("channel", "delete", "beta", "-a", write_key)
     assert refused.returncode == 1, refused.describe()
     assert "beta" in channels(api)
+    # An upload key uploads, but cannot set a channel, and then no bundle is left behind.
+    created = api.post("/apikey", json={"name": "ci upload", "mode": "upload"})
+    assert created.status_code == 200, created.text
+    cli.set_web_content("upload key")
+    args = ("bundle", "upload", "--bundle", "1.2.1", "--channel", "staging")
+    upload_only = cli.run(*args, "-a", created.json()["key"])
+    assert upload_only.returncode == 1, upload_only.describe()
+    assert "1.2.1" not in bundles(api)
+    assert serves(api, "staging") == "1.2.0"
 
 
 def test_ci_and_make_install_the_versions_tested() -> None:

@@ -117,16 +117,20 @@ class OfficialCli:
 
     def run(self, *args: str, timeout: float = COMMAND_TIMEOUT) -> CliRun:
         """The CLI without a terminal (stdin /dev/null), as in a CI job."""
-        result = subprocess.run(
-            ["node", str(self.entry), *args],
-            cwd=self.project,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                ["node", str(self.entry), *args],
+                cwd=self.project,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            so_far = strip_ansi((expired.output or b"").decode(errors="replace"))
+            pytest.fail(f"capgo {' '.join(args)} did not finish in {timeout}s:\n{so_far}")
         return CliRun(args, result.returncode, strip_ansi(result.stdout.decode(errors="replace")))
 
     def run_confirming(self, *args: str, prompt: str, timeout: float = COMMAND_TIMEOUT) -> CliRun:

@@ -10,6 +10,7 @@ registry (the CLI's own version check) may appear in its log.
 from __future__ import annotations
 
 import io
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +80,7 @@ def pin_device(api: httpx.Client, device_id: str, channel: str) -> None:
 
 def device_gets(api: httpx.Client, channel: str, version: str, **changes: Any) -> dict[str, Any]:
     """A device pinned to ``channel`` is offered ``version``; the offer."""
-    device_id = f"00000000-0000-4000-8000-{sum(map(ord, channel)):012d}"
+    device_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"device on {channel}"))
     pin_device(api, device_id, channel)
     offer = device_update(api, APP_ID, device_id=device_id, **changes)
     assert offer.get("version") == version, offer

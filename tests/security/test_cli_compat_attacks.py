@@ -18,8 +18,9 @@ from fastapi import FastAPI
 
 from capgo_server.models import Bundle
 from tests.apps.helpers import add_bundle, create_app, rows, store_file, stored_paths
+from tests.auth.helpers import set_org_policy
 from tests.cli_compat.table_data import channel_of, post_channel, sb
-from tests.conftest import Account, create_org, make_key
+from tests.conftest import Account, create_org, expire_key, in_days, make_key
 from tests.files.support import add_member
 
 APP = "com.alice.attacked"
@@ -325,3 +326,53 @@ class TestDeletingAServedBundle:
         assert (response.status_code, response.content) == (204, b"")
         [bundle] = await rows(app, Bundle, id=tenants.v100)
         assert bundle.deleted
+
+
+KEYED = [
+    ("GET", "/rest/v1/channels?select=*&app_id=eq.{app}&name=eq.prod", None, "object"),
+    ("POST", "/rest/v1/app_versions?on_conflict=name,app_id&app_id=eq.{app}&name=eq.2.0.0",
+     DECLARED, "sb"),
+    ("POST", RPC + "get_app_versions", {"appid": "{app}", "name_version": "1.0.0"}, "sb"),
+    ("GET", "/functions/v1/app/{app}", None, "sb"),
+    ("POST", "/private/finalize_bundle_upload", {"app_id": "{app}", "name": "1.0.0"}, "api"),
+]  # fmt: skip
+
+
+async def test_an_expired_key_and_an_orgs_key_policy(
+    app: FastAPI, client: httpx.AsyncClient, alice: Account, bob: Account, tenants: Tenants
+) -> None:
+    """An expired key is no key on any CLI route. An organization's key policy refuses its own
+    members' keys (401, with the reason), while to anyone else its apps stay what they are to
+    everyone: unknown, so the policy tells nothing about the org."""
+    expired = await make_key(client, alice, name="old", expires_at=in_days(1))
+    await expire_key(app, expired["id"])
+    await set_org_policy(client, alice, alice.org_id, enforce_hashed_api_keys=True)
+    for method, url, body, headers in KEYED:
+        call = Call(url, method, url, body, headers, MERGE if "on_conflict" in url else None)
+        old = await send(client, call, alice, {"capgkey": expired["key"]}, APP, alice.org_id)
+        assert (old.status_code, old.json().get("code", old.json().get("error"))) == (
+            401,
+            "invalid_apikey",
+        ), url
+        member = await send(client, call, alice, {"capgkey": alice.key}, APP, alice.org_id)
+        assert member.status_code == 401, (url, member.text)
+        assert "requires hashed API keys" in member.text
+        outsider = await send(client, call, bob, {"capgkey": bob.key}, APP, alice.org_id)
+        unknown = await send(client, call, bob, {"capgkey": bob.key}, UNKNOWN_APP, alice.org_id)
+        assert normalised(outsider, APP) == normalised(unknown, UNKNOWN_APP), url
+
+
+@pytest.mark.parametrize(
+    "name", ["1" * 300, "1.0.0-" + "a" * 300, "1.0", "v1.0.0", "1.0.0/../2.0.0", "builtin"]
+)
+async def test_a_draft_needs_a_semver_name_short_enough_to_store(
+    app: FastAPI, client: httpx.AsyncClient, alice: Account, tenants: Tenants, name: str
+) -> None:
+    encoded = name.replace("/", "%2F")
+    response = await client.post(
+        f"/rest/v1/app_versions?on_conflict=name,app_id&app_id=eq.{APP}&name=eq.{encoded}",
+        json=_fill({**DECLARED, "name": name}, APP, alice.org_id, alice),
+        headers=sb(alice.key, prefer=MERGE),
+    )
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_version_format")
+    assert [b.name for b in await rows(app, Bundle, app_id=APP, deleted=False)] == ["1.0.0"]

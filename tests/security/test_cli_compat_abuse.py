@@ -328,6 +328,39 @@ async def test_other_methods_are_not_allowed(
 # --- the limits of the public API apply ---------------------------------------------------
 
 
+async def test_bodies_past_the_limit_are_413_on_every_route(
+    app: FastAPI, database_url: str, tmp_path: Path
+) -> None:
+    """``CAPGO_MAX_BODY_BYTES`` bounds every CLI route's JSON, declared or streamed;
+    ``/private/events``, which only drops its body, has its own 64 KiB."""
+    async with configured_app(database_url, tmp_path / "limits", max_body_bytes=2048) as (
+        application,
+        http,
+    ):
+        owner = await make_account(application, "hal@example.com", "Hal Org")
+        padding = "x" * 3000
+        body = json.dumps({"app_id": APP, "name": "1.0.0", "comment": padding}).encode()
+        for method, url, headers in [
+            ("POST", UPSERT.format(app=APP, ver="1.0.0"), {**sb(owner.key), **MERGE}),
+            ("PATCH", f"/rest/v1/app_versions?name=eq.1.0.0&app_id=eq.{APP}", sb(owner.key)),
+            ("POST", "/rest/v1/rpc/get_orgs_v7", sb(owner.key)),
+            ("POST", "/private/finalize_bundle_upload", api(owner.key)),
+            ("DELETE", "/private/delete_failed_version", api(owner.key)),
+            ("POST", "/app", api(owner.key)),
+            ("DELETE", "/channel", api(owner.key)),
+        ]:
+            declared = await http.request(method, url, content=body, headers={**headers, **JSON})
+            assert code_of(declared) == (413, "body_too_large"), (url, declared.text)
+
+            async def streamed() -> Any:
+                yield body
+
+            chunked = await http.request(method, url, content=streamed(), headers=headers)
+            assert code_of(chunked) == (413, "body_too_large"), (url, chunked.text)
+        events = await http.post("/private/events", content=b"{" + b" " * 70_000 + b"}")
+        assert code_of(events) == (413, "body_too_large")
+
+
 async def test_failed_authentications_block_the_capgkey_routes_too(
     app: FastAPI, database_url: str, tmp_path: Path, limiter_clock: MonotonicClock
 ) -> None:

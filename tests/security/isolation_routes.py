@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from capgo_server.cli_compat.config import ANON_KEY
+from tests.security.isolation_cli_requests import (
+    b_cli_channel,
+    b_cli_declare,
+    b_cli_default_channel,
+    b_cli_delete_failed,
+    b_cli_delete_version,
+    b_cli_finalize,
+    b_cli_functions_app,
+    b_cli_self_assign,
+    check_cli_channel,
+)
 from tests.security.isolation_requests import (
     b_accept,
     b_app_create,
@@ -114,6 +126,10 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "cross_write":   ("D",   "D",   "M",   "M",   "D",   "D",   "D",   "S"),
     "cross_ch_del":  ("D",   "N",   "M",   "M",   "D",   "D",   "D",   "S"),
     "cross_upload":  ("D",   "D",   "D",   "M",   "D",   "D",   "D",   "S"),
+    # the official CLI's routes reading the key from capgkey with any mode (then authorized)
+    "cli_read":      ("++D", "++D", "++D", "++D", "+DD", "+DD", "+DD", "+DD"),
+    "cli_write":     ("++D", "++D", "DDD", "DDD", "+DD", "+DD", "+DD", "DDD"),
+    "cli_upload":    ("++D", "++D", "++D", "DDD", "+DD", "+DD", "+DD", "DDD"),
 }
 # fmt: on
 
@@ -132,6 +148,20 @@ class Route:
     ok: int = 200
     codes: dict[str, tuple[int, str]] = field(default_factory=dict)
     check: Check | None = None
+    #: Where the key goes: ``public`` as the public API reads it (the case's headers);
+    #: ``supabase`` in ``capgkey`` with the anon value in ``Authorization``, as the official
+    #: CLI calls ``/rest/v1`` and ``/functions/v1``; ``cli_api`` in ``capgkey`` and raw in
+    #: ``Authorization``, as it calls the other routes.
+    keys_in: str = "public"
+
+    def key_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        if self.keys_in == "public":
+            return headers
+        moved = {name: value for name, value in headers.items() if name != "authorization"}
+        key = headers["authorization"]
+        moved["capgkey"] = key
+        moved["authorization"] = key if self.keys_in == "cli_api" else f"Bearer {ANON_KEY}"
+        return moved
 
     def expected(self, symbol: str) -> tuple[int, str | None]:
         if symbol == "+":
@@ -148,6 +178,10 @@ CANNOT_ACCESS_APP = (400, "cannot_access_app")
 UPLOAD_NOT_FOUND = (404, "upload_not_found")
 NO_VERSION = (400, "cannot_find_version")
 NO_CHANNEL = (404, "channel_not_found")
+APP_NOT_FOUND = (404, "app_not_found")
+#: PostgREST's answers (their ``code``): an object asked of no rows, a write refused.
+NO_ROW = (406, "PGRST116")
+RLS_DENIED = (403, "42501")
 
 ROUTES: list[Route] = [
     # organizations, members, audit
@@ -377,6 +411,62 @@ ROUTES: list[Route] = [
         x_upload_under_foreign_org,
         "cross_upload",
         (400, "invalid_file_path"),
+    ),
+    # the official CLI's routes (outside the OpenAPI document); their other requests, RPCs
+    # included, are in test_cli_compat_attacks.py
+    Route(
+        "GET /functions/v1/app/:id",
+        b_cli_functions_app,
+        "cli_read",
+        APP_NOT_FOUND,
+        keys_in="supabase",
+    ),
+    Route("GET /app/:id (official CLI)", b_app_get, "cli_read", APP_NOT_FOUND, keys_in="cli_api"),
+    Route("GET /rest/v1/apps (T1)", b_cli_default_channel, "cli_read", NO_ROW, keys_in="supabase"),
+    Route(
+        "GET /rest/v1/channels (T6)",
+        b_cli_channel,
+        "cli_read",
+        NO_ROW,
+        check=check_cli_channel,
+        keys_in="supabase",
+    ),
+    Route(
+        "PATCH /rest/v1/channels (T7)",
+        b_cli_self_assign,
+        "cli_write",
+        RLS_DENIED,
+        keys_in="supabase",
+    ),
+    Route(
+        "POST /rest/v1/app_versions (T11)",
+        b_cli_declare,
+        "cli_upload",
+        RLS_DENIED,
+        ok=201,
+        keys_in="supabase",
+    ),
+    Route(
+        "PATCH /rest/v1/app_versions (T13)",
+        b_cli_delete_version,
+        "cli_write",
+        RLS_DENIED,
+        ok=204,
+        keys_in="supabase",
+    ),
+    Route(
+        "POST /private/finalize_bundle_upload",
+        b_cli_finalize,
+        "upload",
+        APP_NOT_FOUND,
+        keys_in="cli_api",
+    ),
+    Route(
+        "DELETE /private/delete_failed_version",
+        b_cli_delete_failed,
+        "upload",
+        APP_NOT_FOUND,
+        keys_in="cli_api",
     ),
 ]
 

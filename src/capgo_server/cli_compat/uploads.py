@@ -88,6 +88,9 @@ _TEXT_LIMITS = {
 _PLAIN_CHECKSUM = re.compile(r"[0-9a-fA-F]{64}|[0-9a-fA-F]{8}")
 #: What PostgreSQL text cannot hold (NUL) and no UTF-8 encodes (lone surrogates).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: How deep the upsert's JSON may nest: the body, ``native_packages``, a package object, and
+#: room for fields a newer CLI might nest in a package.
+MAX_NESTING = 6
 
 
 def refused(what: str) -> ApiError:
@@ -117,14 +120,22 @@ class Declaration:
 # --- reading the upsert -----------------------------------------------------------------------
 
 
-def _storable(value: Any) -> bool:
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is None
-    if isinstance(value, dict):
-        return all(_storable(key) and _storable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_storable(item) for item in value)
-    return True
+def _unstorable(body: dict[str, Any]) -> str | None:
+    """Why ``body`` cannot be stored (a string holding NUL or a lone surrogate, or nesting past
+    :data:`MAX_NESTING`), or None. Walked with a list, not recursion: a body nested a few
+    hundred levels deep parses, and recursing into it overflowed the stack (a 500)."""
+    pending: list[tuple[Any, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value) is not None:
+                return "Strings must not contain NUL characters or surrogates"
+        elif isinstance(value, dict | list):
+            if depth > MAX_NESTING:
+                return f"Values must not nest deeper than {MAX_NESTING} levels"
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            pending.extend((item, depth + 1) for item in items)
+    return None
 
 
 def _text(body: dict[str, Any], key: str) -> str | None:
@@ -156,8 +167,8 @@ def read_declaration(body: object, *, app_id: str, name: str) -> Declaration:
         )
     if body.get("app_id") != app_id or body.get("name") != name:
         raise refused("app_id and name must be those of the request's filters")
-    if not _storable(body):
-        raise invalid("invalid_body", "Strings must not contain NUL characters or surrogates")
+    if (problem := _unstorable(body)) is not None:
+        raise invalid("invalid_body", problem)
     provider = body.get("storage_provider")
     if provider not in (DRAFT_PROVIDER, UPLOADED_PROVIDER, EXTERNAL_PROVIDER):
         raise invalid(

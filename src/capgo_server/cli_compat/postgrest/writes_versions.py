@@ -13,6 +13,7 @@ from starlette.background import BackgroundTask
 
 from capgo_server import audit
 from capgo_server.auth.access import authorize_app
+from capgo_server.auth.keys import KeyMode
 from capgo_server.auth.principal import WRITE_MODES
 from capgo_server.auth.roles import Role
 from capgo_server.cli_compat import uploads
@@ -28,6 +29,9 @@ from capgo_server.db.session import release_connection
 from capgo_server.models import Bundle, Channel
 from capgo_server.storage.cleanup import remove_stored
 from capgo_server.validation import is_internal_version_name
+
+#: The key modes of ``DELETE /channel``.
+CHANNEL_DELETE_MODES = frozenset({KeyMode.all})
 
 
 async def declare_version(ctx: PgContext) -> PgResult:
@@ -74,7 +78,8 @@ async def delete_version(ctx: PgContext) -> PgResult:
     """T13: ``PATCH app_versions?deleted=eq.false {deleted: true}`` → 204.
 
     The CLI sends it before deleting the channel that serves the bundle, so one channel may
-    still serve it (its devices get no update until that channel is gone); two may not.
+    still serve it (its devices get no update until that channel is gone), when the caller may
+    delete that channel; two may not. An unserved bundle needs what ``DELETE /bundle`` needs.
     """
     app_id, name = ctx.query.eq("app_id"), ctx.query.eq("name")
     if ctx.query.eq("deleted") != "false" or ctx.body != {"deleted": True}:
@@ -109,6 +114,21 @@ async def delete_version(ctx: PgContext) -> PgResult:
             "cannot_delete_linked_version",
             f"Channels {', '.join(serving)} serve bundle {name}: set another bundle on all but "
             "the channel being deleted first",
+        )
+    if serving:
+        # DELETE /bundle refuses a bundle a channel serves; only that channel's deletion, which
+        # the CLI sends next, justifies it. So it takes that deletion's rights (DELETE /channel:
+        # admin, a key of mode all): a write key would otherwise stop a channel's updates.
+        await authorize_app(
+            ctx.session,
+            ctx.principal,
+            app_id,
+            role=Role.admin,
+            modes=CHANNEL_DELETE_MODES,
+            denied=uploads.refused(
+                f"channel {serving[0]} serves bundle {name}: deleting it needs the rights to "
+                "delete that channel (admin, a key of mode all)"
+            ),
         )
     before = audit.snapshot(bundle)
     bundle.deleted = True

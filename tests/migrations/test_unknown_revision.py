@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import cli_env, error_line
+from tests.test_cli import cli_env, error_line, run_cli
 from tests.warm_cli import run_cli_warm
 
 FUTURE_REVISION = "9999_from_a_newer_release"
@@ -34,7 +34,8 @@ def test_newer_revision_is_one_line_naming_it(
     command: list[str], newer_database: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     env, data_dir = newer_database
-    line = error_line(run_cli_warm(*command, env=env, cwd=tmp_path))
+    run = run_cli if command[0] == "serve" else run_cli_warm  # serve: a new interpreter
+    line = error_line(run(*command, env=env, cwd=tmp_path))
     assert FUTURE_REVISION in line
     assert "newer release" in line
     with sqlite3.connect(data_dir / "capgo.db") as connection:

@@ -17,10 +17,13 @@ from tests.test_docs_offline import ABSOLUTE_URL, references
 
 PUBLIC_URL = "https://updates.example.com"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-DEVICE_URLS = {
+CAPACITOR_CONFIG_URLS = {
     "updateUrl": f"{PUBLIC_URL}/updates",
     "statsUrl": f"{PUBLIC_URL}/stats",
     "channelUrl": f"{PUBLIC_URL}/channel_self",
+    # The official @capgo/cli's: its requests, and the key, go here rather than to Capgo's cloud.
+    "localApi": PUBLIC_URL,
+    "localApiFiles": PUBLIC_URL,
 }
 
 
@@ -51,7 +54,7 @@ class TestRootJson:
             "openapi": f"{PUBLIC_URL}/openapi.json",
             "health": f"{PUBLIC_URL}/ok",
         }
-        assert body["capacitor_config"] == {"plugins": {"CapacitorUpdater": DEVICE_URLS}}
+        assert body["capacitor_config"] == {"plugins": {"CapacitorUpdater": CAPACITOR_CONFIG_URLS}}
 
     async def test_head_answers(self, client: httpx.AsyncClient) -> None:
         for accept in ("application/json", BROWSER_ACCEPT):
@@ -87,9 +90,9 @@ class TestRootHtml:
         assert response.headers["content-type"].startswith("text/html")
         page = response.text
         assert f"capgo-server {__version__}" in page
-        for url in (*DEVICE_URLS.values(), f"{PUBLIC_URL}/docs", f"{PUBLIC_URL}/redoc"):
+        for url in (*CAPACITOR_CONFIG_URLS.values(), f"{PUBLIC_URL}/docs", f"{PUBLIC_URL}/redoc"):
             assert url in page, url
-        for key in DEVICE_URLS:
+        for key in CAPACITOR_CONFIG_URLS:
             assert f"&quot;{key}&quot;" in page, key
         assert "CapacitorUpdater" in page
         # The description's Markdown code spans are shown as code, not as backticks.

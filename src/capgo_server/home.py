@@ -21,6 +21,9 @@ from capgo_server.settings import Settings
 #: The Capgo plugin's settings (``plugins.CapacitorUpdater`` in ``capacitor.config``) and the
 #: device endpoint each one names.
 DEVICE_ENDPOINTS = {"updateUrl": "/updates", "statsUrl": "/stats", "channelUrl": "/channel_self"}
+#: The official ``@capgo/cli``'s settings in the same place: without both, it sends the API key
+#: to Capgo's cloud (issue #16).
+CLI_ENDPOINTS = {"localApi": "", "localApiFiles": ""}
 
 _PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'"
 
@@ -42,7 +45,8 @@ def describe(settings: Settings, title: str, version: str, description: str) -> 
         "capacitor_config": {
             "plugins": {
                 "CapacitorUpdater": {
-                    setting: f"{base}{path}" for setting, path in DEVICE_ENDPOINTS.items()
+                    setting: f"{base}{path}"
+                    for setting, path in {**DEVICE_ENDPOINTS, **CLI_ENDPOINTS}.items()
                 }
             }
         },
@@ -85,7 +89,9 @@ li code {{ color: #666; }}
 <ul>{items}</ul>
 <h2>Point your app here</h2>
 <p>In <code>capacitor.config</code> (JSON, or the same keys in
-<code>capacitor.config.ts</code>), so the Capgo updater plugin asks this server:</p>
+<code>capacitor.config.ts</code>), so the Capgo updater plugin asks this server, and the
+official <code>@capgo/cli</code> sends its requests and your API key here, not to Capgo's
+cloud:</p>
 <pre>{config}</pre>
 <p>These URLs are built on <code>CAPGO_PUBLIC_URL</code> ({escape(facts["public_url"])}):
 if a phone cannot reach that address, set it to one it can.</p>

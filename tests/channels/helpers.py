@@ -54,10 +54,13 @@ async def post_channel(
     return await client.post("/channel", json=body, headers=headers)
 
 
-async def save_channel(client: httpx.AsyncClient, owner: Account, **body: Any) -> None:
+async def save_channel(client: httpx.AsyncClient, owner: Account, **body: Any) -> dict[str, Any]:
+    """``POST /channel`` that must succeed; its answer ``{status, id, public}``."""
     response = await post_channel(client, owner, **body)
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok"}
+    saved: dict[str, Any] = response.json()
+    assert saved == {"status": "ok", "id": saved["id"], "public": saved["public"]}
+    return saved
 
 
 async def get_channel(

@@ -31,6 +31,18 @@ def _cannot_access_app(app_id: str) -> ApiError:
     return ApiError(401, "cannot_access_app", "You can't access this app", {"app_id": app_id})
 
 
+def app_not_found(app_id: str) -> ApiError:
+    """404 ``app_not_found``: the official CLI's answer for an app it cannot read, the same
+    whether the app is unknown, another tenant's or excluded by the key (no existence leak)."""
+    return ApiError(
+        404,
+        "app_not_found",
+        f"No app {app_id} that this key can read: create it first (POST /app, or the CLI's "
+        "app add), or use a key of its organization",
+        {"app_id": app_id},
+    )
+
+
 def _checked_path_app_id(app_id: str) -> str:
     checked = checked_app_id(app_id)
     if len(checked) > MAX_APP_ID_LENGTH:
@@ -64,14 +76,16 @@ async def list_apps(
     return (await session.scalars(apps.offset(query.page * limit).limit(limit))).all()
 
 
-async def get_app(session: AsyncSession, principal: Principal, app_id: str) -> App:
+async def get_app(
+    session: AsyncSession, principal: Principal, app_id: str, *, official_cli: bool = False
+) -> App:
     """The app, or 401 ``cannot_access_app`` — the same for unknown, foreign and key-excluded
     apps (Capgo answers 404 ``cannot_find_app`` for unknown ones, which tells a caller which ids
-    exist in other tenants)."""
+    exist in other tenants). For the official CLI (``official_cli``, House decision) that one
+    answer is 404 ``app_not_found``: its ``app add`` (8.35) reads an app it cannot see as free."""
     app_id = _checked_path_app_id(app_id)
-    access = await authorize_app(
-        session, principal, app_id, role=Role.read, denied=_cannot_access_app(app_id)
-    )
+    denied = app_not_found(app_id) if official_cli else _cannot_access_app(app_id)
+    access = await authorize_app(session, principal, app_id, role=Role.read, denied=denied)
     return access.app
 
 
@@ -103,7 +117,9 @@ async def ensure_internal_bundles(
     return existing
 
 
-async def create_app(session: AsyncSession, principal: Principal, body: AppCreate) -> App:
+async def create_app(
+    session: AsyncSession, principal: Principal, body: AppCreate, *, official_cli: bool = False
+) -> App:
     """Create an app in ``owner_org`` with its two internal bundles.
 
     Codes in order: 400 ``missing_app_id`` / ``invalid_app_id`` / ``missing_name``; 400
@@ -111,15 +127,18 @@ async def create_app(session: AsyncSession, principal: Principal, body: AppCreat
     user is ``admin`` of the org and no key in play is limited to other orgs or to apps (an
     app-limited key could not reach the new app); 400 ``cannot_create_app`` when the app id is
     taken (app ids are global) or reserved for another organization (a deleted app's id stays
-    its organization's: :mod:`capgo_server.apps.reservations`) — one answer for both.
+    its organization's: :mod:`capgo_server.apps.reservations`) — one answer for both. For the
+    official CLI (``official_cli``, House decision) a taken id is 409 ``app_id_already_exists``
+    with the same message: the CLI then reads the app and succeeds if it is already the caller's.
     """
     app_id = checked_app_id(body.app_id, body.model_dump(exclude_none=True))
     app_id = _checked_path_app_id(app_id)
     # One message whether a live app (anyone's) or a reservation holds the id: it tells the
     # caller to pick another id, never whose it is or whether that app still exists.
+    status, code = (409, "app_id_already_exists") if official_cli else (400, "cannot_create_app")
     cannot_create = ApiError(
-        400,
-        "cannot_create_app",
+        status,
+        code,
         f"The app id {app_id} is already taken on this server (by an app, or kept for the "
         "organization of a deleted app): choose another app id",
     )

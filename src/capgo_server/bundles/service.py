@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from capgo_server import audit
-from capgo_server.auth.access import authorize_app
+from capgo_server.auth.access import AppAccess, authorize_app
 from capgo_server.auth.principal import WRITE_MODES, Principal
 from capgo_server.auth.roles import Role
 from capgo_server.bundles.schemas import BundleCreate, MetadataText
@@ -222,32 +222,62 @@ async def create_external_bundle(
         modes=WRITE_MODES,
         denied=_no_access("cannot_create_bundle", app_id),
     )
-    if not body.external_url.startswith("https://") or len(body.external_url) == len("https://"):
+    return await add_external_bundle(
+        session,
+        principal,
+        access,
+        version=body.version,
+        external_url=body.external_url,
+        checksum=body.checksum,
+        session_key=body.session_key or None,
+        key_id=body.key_id or None,
+    )
+
+
+async def add_external_bundle(
+    session: AsyncSession,
+    principal: Principal,
+    access: AppAccess,
+    *,
+    version: str,
+    external_url: str,
+    checksum: str | None,
+    session_key: str | None,
+    key_id: str | None,
+    **columns: Any,
+) -> Bundle:
+    """The rules every external bundle follows once its caller is authorized and its name
+    checked (``POST /bundle``, and the official CLI's ``--external`` upsert, which may carry no
+    checksum and sets further ``columns``): 400 ``invalid_protocol``, the org's encryption
+    policy, then ``version_already_exists``."""
+    if not external_url.startswith("https://") or len(external_url) == len("https://"):
         raise ApiError(
             400,
             "invalid_protocol",
             "External URL must use HTTPS protocol",
-            {"external_url": body.external_url},
+            {"external_url": external_url},
         )
-    check_encryption_policy(access.org, body.session_key, body.key_id)
+    check_encryption_policy(access.org, session_key, key_id)
+    app_id = access.app.app_id
     exists = await session.scalar(
-        select(Bundle.id).where(Bundle.app_id == app_id, Bundle.name == body.version)
+        select(Bundle.id).where(Bundle.app_id == app_id, Bundle.name == version)
     )
     already = ApiError(
-        400, "version_already_exists", "Version already exists", {"version": body.version}
+        400, "version_already_exists", "Version already exists", {"version": version}
     )
     if exists is not None:
         raise already
     bundle = Bundle(
         app_id=app_id,
-        name=body.version,
+        name=version,
         owner_org=access.app.owner_org,
         user_id=principal.user_id,
-        checksum=body.checksum,
-        session_key=body.session_key or None,
-        key_id=body.key_id or None,
-        external_url=body.external_url,
+        checksum=checksum,
+        session_key=session_key,
+        key_id=key_id,
+        external_url=external_url,
         storage_provider=EXTERNAL_PROVIDER,
+        **columns,
     )
     try:
         async with session.begin_nested():

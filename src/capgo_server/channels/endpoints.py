@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 
 from capgo_server.auth.principal import ReadKey, WriteKey
+from capgo_server.bundles import service as bundles_service
 from capgo_server.channels import service
 from capgo_server.channels.schemas import (
     ChannelDelete,
     ChannelOut,
     ChannelQuery,
+    ChannelSaved,
     ChannelSet,
     StatusOk,
 )
@@ -26,6 +28,7 @@ from capgo_server.parsing import (
     validate,
 )
 from capgo_server.routing import router
+from capgo_server.storage.cleanup import remove_stored
 from capgo_server.validation import checked_app_id
 
 channels_router = router(prefix="/channel", tags=["channels"], responses=API_ERRORS)
@@ -51,22 +54,32 @@ async def get_channels(request: Request, session: Session, principal: ReadKey) -
     return await service.list_channels(session, principal, app_id, query.page)
 
 
-@channels_router.post("", response_model=StatusOk, openapi_extra=documented_body(ChannelSet))
-async def save_channel(request: Request, session: Session, principal: WriteKey) -> StatusOk:
+@channels_router.post("", response_model=ChannelSaved, openapi_extra=documented_body(ChannelSet))
+async def save_channel(request: Request, session: Session, principal: WriteKey) -> ChannelSaved:
     """Create a channel, or update the fields given of an existing one."""
     data = await strict_json_body(request)
     data["app_id"] = checked_app_id(data.get("app_id"), data)
-    await service.save_channel(session, principal, validate(ChannelSet, data))
-    return StatusOk()
+    channel = await service.save_channel(session, principal, validate(ChannelSet, data))
+    return ChannelSaved(id=channel.id, public=channel.public)
 
 
 @channels_router.delete(
     "", response_model=StatusOk, openapi_extra=documented_body_or_query(ChannelDelete)
 )
-async def delete_channel(request: Request, session: Session, principal: WriteKey) -> StatusOk:
-    """Delete a channel and its device overrides (admin, key of mode ``all``)."""
+async def delete_channel(
+    request: Request, session: Session, principal: WriteKey, background: BackgroundTasks
+) -> StatusOk:
+    """Delete a channel and its device overrides (admin, key of mode ``all``); with
+    ``delete_bundle``, the bundle it served too."""
     data = await body_or_query(request)
     app_id = _app_id(data)
     query = validate(ChannelDelete, data)
-    await service.delete_channel(session, principal, app_id, query.channel)
+    served = await service.delete_channel(
+        session, principal, app_id, query.channel, delete_bundle=query.delete_bundle
+    )
+    if served is not None:
+        # In this request's transaction: a refusal here keeps the channel too.
+        paths = await bundles_service.delete_bundles(session, principal, app_id, served)
+        # Files go once the deletion is committed (background tasks run after the response).
+        background.add_task(remove_stored, request.app.state.bundle_store, paths=paths)
     return StatusOk()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from capgo_server.schema_types import AppIdText, JsDatetime, Page
 
@@ -68,8 +68,9 @@ class ChannelSet(BaseModel):
     channel: str | None = Field(default=None, max_length=255, description="The channel's name.")
     version: str | None = Field(
         default=None,
-        description="A bundle name (a live bundle, or 'builtin'/'unknown'); omitted: a new "
-        "channel gets 'unknown', an existing one keeps its bundle.",
+        description="A bundle name (a live bundle, or 'builtin'/'unknown'); null: the channel "
+        "serves 'unknown' (no bundle: it unlinks an existing channel); omitted: a new channel "
+        "gets 'unknown', an existing one keeps its bundle.",
     )
     public: bool | None = Field(
         default=None,
@@ -112,7 +113,32 @@ class ChannelDelete(BaseModel):
     app_id: AppIdText | None = None
     appid: AppIdText | None = None
     channel: str | None = None
+    delete_bundle: bool = Field(
+        default=False,
+        description="Also delete the bundle the channel serves, as DELETE /bundle would "
+        "(refused if another channel serves it; the app's 'unknown'/'builtin' are never "
+        "deleted). Needs the rights of both routes.",
+    )
+
+    @field_validator("delete_bundle", mode="plain", json_schema_input_type=bool)
+    @classmethod
+    def _boolean(cls, value: object) -> bool:
+        """A JSON boolean, or its text in a query string (where every value is text); nothing
+        else, so that ``1`` or ``"yes"`` never deletes a bundle by accident."""
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValueError("delete_bundle must be true or false")
 
 
 class StatusOk(BaseModel):
     status: str = "ok"
+
+
+class ChannelSaved(StatusOk):
+    """``POST /channel``'s answer: ``status`` and the channel's ``id`` and ``public`` as saved
+    (the official CLI reads them)."""
+
+    id: int
+    public: bool

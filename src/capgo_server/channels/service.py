@@ -261,9 +261,11 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
     400 ``missing_channel_name`` without a name; 400 ``cannot_access_app`` below ``write``
     (and for unknown/foreign apps); 400 ``cannot_find_version`` for a ``version``
     that is not a live bundle of the app (nor ``builtin``/``unknown``). A new channel without
-    ``version`` serves ``unknown``; an existing one keeps its bundle. A bundle change records a
-    deploy-history entry. A public channel then takes its platforms from the other public
-    channels (:func:`enforce_public_exclusivity`).
+    ``version`` serves ``unknown``; an existing one keeps its bundle (House decision), and
+    ``"version": null`` makes it serve ``unknown`` (so ``channel add`` of the official CLI, which
+    sends it, unlinks an existing channel). A bundle change records a deploy-history entry. A
+    public channel then takes its platforms from the other public channels
+    (:func:`enforce_public_exclusivity`).
     ``rollout_version``/``rollout_percentage``: see :mod:`capgo_server.channels.rollout` (no
     deploy-history entry for them).
     """
@@ -276,6 +278,10 @@ async def save_channel(session: AsyncSession, principal: Principal, body: Channe
     bundle = None
     if body.version is not None:
         bundle = await find_bundle_for_channel(session, app, body.version)
+    elif "version" in body.model_fields_set:
+        # An explicit null unlinks the channel (the official CLI does so before deleting the
+        # bundle): it serves the app's internal 'unknown', as a new channel without a version.
+        bundle = (await ensure_internal_bundles(session, app))["unknown"]
     changes = {
         column: getattr(body, field)
         for field, column in SETTABLE_FIELDS.items()
@@ -350,12 +356,24 @@ async def _create(
 
 
 async def delete_channel(
-    session: AsyncSession, principal: Principal, app_id: str, name: str | None
-) -> None:
+    session: AsyncSession,
+    principal: Principal,
+    app_id: str,
+    name: str | None,
+    *,
+    delete_bundle: bool = False,
+) -> str | None:
     """Delete a channel with its device overrides and deploy history (foreign-key cascades).
 
     Needs ``admin`` and a key of mode ``all`` (Capgo's row-level security), else 400
     ``cannot_access_app``; then 400 ``missing_channel_name`` / ``cannot_find_channel``.
+
+    With ``delete_bundle``, returns the name of the live bundle the channel served, which the
+    caller then deletes in the same transaction as ``DELETE /bundle`` does
+    (:func:`capgo_server.bundles.service.delete_bundles`, with that route's rights check);
+    ``None`` when there is none to delete: the app's internal ``unknown``/``builtin`` are never
+    deleted. When another channel serves that bundle too, 400 ``cannot_delete_linked_version``
+    before anything is deleted.
     """
     await authorize_app(
         session,
@@ -375,6 +393,7 @@ async def delete_channel(
             f"Channel {name} does not exist for app {app_id}",
             {"channel": name},
         )
+    served = await _bundle_to_delete(session, channel) if delete_bundle else None
     before = audit.snapshot(channel)
     overrides = await session.scalar(
         select(func.count())
@@ -388,3 +407,31 @@ async def delete_channel(
         session, channel, "DELETE", org_id=channel.owner_org, user_id=principal.user_id, old=before
     )
     await session.flush()
+    return served
+
+
+async def _bundle_to_delete(session: AsyncSession, channel: Channel) -> str | None:
+    """The name of the live bundle ``channel`` serves, if only it serves it (see
+    :func:`delete_channel`); ``None`` for an internal bundle (or one already deleted)."""
+    bundle = await session.get(Bundle, channel.version)
+    # The internal bundles are ``deleted`` by design; checked by name too, as DELETE /bundle does.
+    if bundle is None or bundle.deleted or is_internal_version_name(bundle.name):
+        return None
+    others = (
+        await session.scalars(
+            select(Channel.name)
+            .where(Channel.version == bundle.id, Channel.id != channel.id)
+            .order_by(Channel.name)
+        )
+    ).all()
+    if others:
+        listed = ", ".join(others)
+        raise ApiError(
+            400,
+            "cannot_delete_linked_version",
+            f"Bundle {bundle.name} is also served by channel {listed}: nothing was deleted. "
+            f"Set another bundle on {listed} first, or delete channel {channel.name} without "
+            "delete_bundle",
+            {"channel": channel.name, "version": bundle.name, "channels": list(others)},
+        )
+    return bundle.name

@@ -15,9 +15,10 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     """Mount the routes the official CLI needs (none of them in the OpenAPI document)."""
-    from capgo_server.cli_compat import config, functions
+    from capgo_server.cli_compat import config, functions, uploads
     from capgo_server.cli_compat.postgrest import endpoints
 
     app.include_router(config.router)
     app.include_router(functions.router)
+    app.include_router(uploads.router)
     app.include_router(endpoints.router)

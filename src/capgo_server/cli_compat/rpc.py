@@ -25,6 +25,7 @@ from capgo_server.auth.roles import Role
 from capgo_server.cli_compat.auth import same_key
 from capgo_server.cli_compat.permissions import has_permission
 from capgo_server.cli_compat.postgrest.context import (
+    SUPPORTED_CLI,
     PgError,
     RpcContext,
     RpcHandler,
@@ -230,7 +231,6 @@ async def get_organization_cli_warnings(ctx: RpcContext) -> list[dict[str, Any]]
     """A fatal warning for a CLI older than this server supports, which stops ``bundle
     upload`` with our message before it sends queries we would refuse."""
     # Imported here: the dispatcher imports this module, and owns the wording.
-    from capgo_server.cli_compat.postgrest.endpoints import SUPPORTED_CLI
 
     args = _args(ctx, "get_organization_cli_warnings")
     args.optional_text("orgid")

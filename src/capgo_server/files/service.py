@@ -16,6 +16,11 @@ part is only ever replaced by a PATCH at the same offset.
 When the last byte arrives the parts are streamed, concatenated, into the bundle's file while its
 SHA-256 is computed; the checksum and the zip layout are checked, then the bundle row replaces the
 upload row. The parts are removed once that has been committed.
+
+The official ``@capgo/cli`` declares its bundle (checksum, encryption, metadata) in a
+:class:`~capgo_server.models.BundleDraft` before it uploads, and its tus metadata names only the
+file: an upload whose metadata names no checksum or key takes them from the version's draft, and
+the bundle it creates takes the draft's other fields and consumes it.
 """
 
 from __future__ import annotations
@@ -52,11 +57,16 @@ from capgo_server.files.metadata import (
 )
 from capgo_server.files.zipcheck import bundle_zip_problem
 from capgo_server.files.zipsafety import ZipLimits
-from capgo_server.models import Bundle, Upload
+from capgo_server.models import Bundle, BundleDraft, Upload
 from capgo_server.storage.base import BundleStore
 from capgo_server.storage.layout import upload_parts_prefix
 
 _PART_NAME = re.compile(r"[0-9]{20}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+#: What an upload's metadata may say that a draft says otherwise.
+_DECLARED_IN_METADATA = ("checksum", "session_key", "key_id")
+#: The draft's fields a finished upload copies into its bundle.
+_DRAFT_METADATA = ("native_packages", "min_update_version", "link", "comment", "cli_version")
 
 APP_NOT_FOUND = ApiError(404, "app_not_found", "App not found")
 UPLOAD_NOT_FOUND = ApiError(404, "upload_not_found", "Upload not found")
@@ -148,6 +158,12 @@ async def create_upload(
     )
     if access.app.owner_org != target.org_id:
         raise invalid_file_path(metadata.get("filename"))
+    if not any(metadata.get(field) for field in _DECLARED_IN_METADATA):
+        draft = await _draft_of(session, target.app_id, target.version)
+        if draft is not None:
+            encryption, checksum = _declared_by(draft)
+            if encryption is not None:
+                check_ciphertext_length(length)
     # The organization's encrypted-bundle policy, exactly as ``POST /bundle`` applies it.
     check_encryption_policy(
         access.org,
@@ -179,6 +195,22 @@ async def create_upload(
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def _draft_of(session: AsyncSession, app_id: str, version: str) -> BundleDraft | None:
+    draft: BundleDraft | None = await session.scalar(
+        select(BundleDraft).where(BundleDraft.app_id == app_id, BundleDraft.name == version)
+    )
+    return draft
+
+
+def _declared_by(draft: BundleDraft) -> tuple[Encryption | None, str | None]:
+    """The encryption, or else the checksum, a draft declares (their shapes were checked when
+    it was written). A plain checksum that is not a SHA-256 (the CLI's crc32 for old updaters)
+    is kept as the bundle's checksum, unverified: it is what those devices compare."""
+    if draft.session_key and draft.checksum:
+        return Encryption(draft.session_key, draft.key_id, draft.checksum), None
+    return None, draft.checksum.lower() if draft.checksum else None
 
 
 # --- status, termination --------------------------------------------------------------------
@@ -400,6 +432,7 @@ async def _finish(
         )
         raise await _fail(session, store, upload, too_long, written=False) from None
     sha256 = digest.hexdigest()
+    checksum = sha256
     encryption = await _read_encryption(store, upload)
     if encryption is not None and bytes(head) == ZIP_SIGNATURE:
         # Declared encrypted, sent in clear (a CLI run without its key, say): every device
@@ -412,7 +445,9 @@ async def _finish(
         )
         raise await _fail(session, store, upload, plain)
     if encryption is None:
-        if upload.checksum is not None and upload.checksum != sha256:
+        if upload.checksum is not None and _SHA256_HEX.fullmatch(upload.checksum) is None:
+            checksum = upload.checksum  # a draft's crc32, unverifiable (see _declared_by)
+        elif upload.checksum is not None and upload.checksum != sha256:
             mismatch = ApiError(
                 400,
                 "checksum_mismatch",
@@ -433,12 +468,17 @@ async def _finish(
         owner_org=upload.owner_org,
         user_id=upload.user_id,
         r2_path=upload.path,
-        checksum=encryption.checksum if encryption else sha256,
+        checksum=encryption.checksum if encryption else checksum,
         session_key=encryption.session_key if encryption else None,
         key_id=encryption.key_id if encryption else None,
         storage_provider=store.provider,
         size=size,
     )
+    draft = await _draft_of(session, upload.app_id, upload.version_name)
+    if draft is not None:
+        for field in _DRAFT_METADATA:
+            setattr(bundle, field, getattr(draft, field))
+        await session.delete(draft)  # consumed: the bundle now says what it said
     session.add(bundle)
     await session.delete(upload)
     try:

@@ -5,6 +5,7 @@ from capgo_server.models.app import App
 from capgo_server.models.app_id_reservation import AppIdReservation
 from capgo_server.models.audit import AuditLog
 from capgo_server.models.bundle import Bundle
+from capgo_server.models.bundle_draft import BundleDraft
 from capgo_server.models.channel import Channel, ChannelOverride, DeployHistory
 from capgo_server.models.device import Device
 from capgo_server.models.membership import Membership
@@ -21,6 +22,7 @@ __all__ = [
     "AppIdReservation",
     "AuditLog",
     "Bundle",
+    "BundleDraft",
     "Channel",
     "ChannelOverride",
     "DailyBandwidth",

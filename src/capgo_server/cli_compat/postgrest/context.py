@@ -14,11 +14,15 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 
 from capgo_server.auth.principal import Principal
 from capgo_server.cli_compat.postgrest.parse import Query
 from capgo_server.settings import Settings
 from capgo_server.storage import BundleStore
+
+#: What every refusal of an unsupported CLI request ends with.
+SUPPORTED_CLI = "this server supports @capgo/cli 8.35 and later: npx @capgo/cli@latest"
 
 
 class PgError(Exception):
@@ -81,10 +85,12 @@ class PgContext:
 
 @dataclass
 class PgResult:
-    """Rows to render (``None``: an empty body) and the status of success."""
+    """Rows to render (``None``: an empty body), the status of success, and work to run once
+    the response is sent, after the commit (removing a deleted bundle's file)."""
 
     rows: list[dict[str, Any]] | None
     status: int = 200
+    background: BackgroundTask | None = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from capgo_server.cli_compat.auth import CliKey, PostgrestRoute
 from capgo_server.cli_compat.postgrest import reads, writes_channels, writes_versions
 from capgo_server.cli_compat.postgrest.context import (
+    SUPPORTED_CLI,
     PgContext,
     PgError,
     PgResult,
@@ -40,7 +41,6 @@ HANDLERS: dict[str, TableHandler] = {
 }
 
 OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
-SUPPORTED_CLI = "this server supports @capgo/cli 8.35 and later: npx @capgo/cli@latest"
 
 
 def unsupported(what: str) -> PgError:
@@ -60,7 +60,7 @@ def render(query: Query, result: PgResult) -> Response:
     """PostgREST's answer: an empty body, one object (406 unless exactly one row), or an array
     with its ``Content-Range``."""
     if result.rows is None:
-        return Response(status_code=result.status)
+        return Response(status_code=result.status, background=result.background)
     rows = result.rows
     if query.single:
         if len(rows) != 1:

@@ -13,9 +13,8 @@ from pathlib import Path
 import httpx
 
 from tests.statistics.support import device_body
-from tests.test_cli import account_of, cli_env
+from tests.test_cli import account_of, cli_env, run_cli
 from tests.test_serve import CLEAN_EXITS, SHUTDOWN_SECONDS, running_server
-from tests.warm_cli import run_cli_warm
 
 APP_ID = "com.example.shutdown"
 #: Large enough that the download is still in flight when the signal arrives (socket buffers
@@ -35,7 +34,7 @@ def test_sigterm_finishes_a_download_in_flight_and_keeps_what_was_recorded(
     (web / "blob.bin").write_bytes(os.urandom(BUNDLE_BYTES))
 
     with running_server(env, tmp_path) as server:
-        account = account_of(run_cli_warm("create-user", "ops@example.com", env=env, cwd=tmp_path))
+        account = account_of(run_cli("create-user", "ops@example.com", env=env, cwd=tmp_path))
         owner = {"authorization": account["apikey"]}
         with httpx.Client(base_url=server.base_url, timeout=60) as http:
             created = http.post(
@@ -44,7 +43,7 @@ def test_sigterm_finishes_a_download_in_flight_and_keeps_what_was_recorded(
                 headers=owner,
             )
             assert created.status_code == 200, created.text
-            uploaded = run_cli_warm(
+            uploaded = run_cli(
                 "bundle", "upload", "--api", server.base_url, "--apikey", account["apikey"],
                 "--app-id", APP_ID, "--version", "1.0.1", str(web),
                 env=env, cwd=tmp_path, timeout=120,

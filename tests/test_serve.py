@@ -26,7 +26,6 @@ from tests.test_cli import (
     is_uuid,
     run_cli,
 )
-from tests.warm_cli import run_cli_warm
 
 #: How long a started server may take to answer /ok. It answers in a second or two when idle; the
 #: margin is for a loaded machine (two test workers, a CI host), where 20 s was seen to run out.
@@ -192,9 +191,7 @@ class TestServe:
         self, env: dict[str, str], tmp_path: Path, data_dir: Path
     ) -> None:
         with running_server(env, tmp_path) as server:
-            account = account_of(
-                run_cli_warm("create-user", "bob@example.com", env=env, cwd=tmp_path)
-            )
+            account = account_of(run_cli("create-user", "bob@example.com", env=env, cwd=tmp_path))
             assert_stopped_cleanly(server)
         secret = (data_dir / ".secret").read_text()
 
@@ -298,9 +295,7 @@ class TestPublicUrl:
         self, env: dict[str, str], tmp_path: Path
     ) -> None:
         with running_server(env, tmp_path) as server:
-            account = account_of(
-                run_cli_warm("create-user", "ci@example.com", env=env, cwd=tmp_path)
-            )
+            account = account_of(run_cli("create-user", "ci@example.com", env=env, cwd=tmp_path))
             owner = {"authorization": account["apikey"]}
             with httpx.Client(base_url=server.base_url, timeout=10) as http:
                 app = {

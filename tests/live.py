@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import empty_all_tables
-from tests.test_cli import account_of, cli_env, run_cli
+from tests.test_cli import account_of, cli_env
 from tests.test_serve import Server, free_port, running_server
+from tests.warm_cli import run_cli_warm
 
 
 @dataclass
@@ -48,7 +49,7 @@ class LiveServer:
 
     def create_user(self, email: str) -> dict[str, str]:
         """Another user (and their organization) made by ``create-user``."""
-        return account_of(run_cli("create-user", email, env=self.env, cwd=self.cwd))
+        return account_of(run_cli_warm("create-user", email, env=self.env, cwd=self.cwd))
 
 
 @contextmanager
@@ -64,7 +65,7 @@ def live_server(
     env = cli_env(data_dir, CAPGO_DATABASE_URL=database_url, **settings)
     try:
         with running_server(env, cwd, *serve_options, port=port) as server:
-            account = account_of(run_cli("create-user", "owner@example.com", env=env, cwd=cwd))
+            account = account_of(run_cli_warm("create-user", "owner@example.com", env=env, cwd=cwd))
             yield LiveServer(
                 server=server,
                 env=env,

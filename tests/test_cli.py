@@ -1,4 +1,6 @@
-"""The ``capgo-server`` command line, run as a real process (``serve`` is in test_serve.py).
+"""The ``capgo-server`` command line, run as real processes (``serve`` is in test_serve.py): the
+console script itself for ``--help`` and a first ``migrate``, a fork of a warm one
+(:func:`tests.warm_cli.run_cli_warm`, without the 2 s of imports) for the rest.
 
 Contract: ``serve``, ``migrate`` and ``create-user EMAIL [--org-name NAME]``; ``create-user``
 prints exactly one JSON object ``{"user_id", "org_id", "apikey"}`` on stdout; every error is one
@@ -12,7 +14,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,9 +28,8 @@ from capgo_server.app import create_app
 from capgo_server.db.engine import make_engine
 from capgo_server.db.migrate import pending_migrations
 from capgo_server.settings import Settings
+from tests.warm_cli import CLI, TIMEOUT, run_cli_warm
 
-CLI = Path(sys.executable).with_name("capgo-server")
-TIMEOUT = 60
 ACCOUNT_KEYS = {"user_id", "org_id", "apikey"}
 # Nothing listens on port 1, so connecting is refused at once.
 UNREACHABLE_PG_URL = "postgresql+asyncpg://capgo:hunter2@127.0.0.1:1/capgo"
@@ -192,7 +192,7 @@ def env(data_dir: Path) -> dict[str, str]:
 @pytest.fixture
 def migrated(env: dict[str, str], tmp_path: Path, data_dir: Path) -> Path:
     """``data_dir`` after ``capgo-server migrate``; returns the SQLite file."""
-    result = run_cli("migrate", env=env, cwd=tmp_path)
+    result = run_cli_warm("migrate", env=env, cwd=tmp_path)
     assert result.returncode == 0, describe(result)
     return data_dir / "capgo.db"
 
@@ -269,7 +269,7 @@ class TestMigrate:
         self, migrated: Path, env: dict[str, str], tmp_path: Path
     ) -> None:
         before = table_names(migrated)
-        result = run_cli("migrate", env=env, cwd=tmp_path)
+        result = run_cli_warm("migrate", env=env, cwd=tmp_path)
         assert result.returncode == 0, describe(result)
         assert result.stdout == ""
         assert "up to date" in result.stderr
@@ -278,24 +278,24 @@ class TestMigrate:
     def test_migrate_keeps_existing_users(
         self, migrated: Path, env: dict[str, str], tmp_path: Path
     ) -> None:
-        account_of(run_cli("create-user", "keep@example.com", env=env, cwd=tmp_path))
-        result = run_cli("migrate", env=env, cwd=tmp_path)
+        account_of(run_cli_warm("create-user", "keep@example.com", env=env, cwd=tmp_path))
+        result = run_cli_warm("migrate", env=env, cwd=tmp_path)
         assert result.returncode == 0, describe(result)
-        duplicate = run_cli("create-user", "keep@example.com", env=env, cwd=tmp_path)
+        duplicate = run_cli_warm("create-user", "keep@example.com", env=env, cwd=tmp_path)
         assert "already exists" in error_line(duplicate)
 
     def test_default_data_dir_is_dot_data(self, tmp_path: Path) -> None:
         env = cli_env(tmp_path, CAPGO_DATA_DIR=None)
         workdir = tmp_path / "work"
         workdir.mkdir()
-        result = run_cli("migrate", env=env, cwd=workdir)
+        result = run_cli_warm("migrate", env=env, cwd=workdir)
         assert result.returncode == 0, describe(result)
         assert (workdir / "data" / "capgo.db").is_file()
 
     def test_migrate_uses_capgo_database_url(self, tmp_path: Path, data_dir: Path) -> None:
         db_file = tmp_path / "elsewhere.db"
         env = cli_env(data_dir, CAPGO_DATABASE_URL=sqlite_url(db_file))
-        result = run_cli("migrate", env=env, cwd=tmp_path)
+        result = run_cli_warm("migrate", env=env, cwd=tmp_path)
         assert result.returncode == 0, describe(result)
         assert db_file.is_file()
         assert "apikeys" in table_names(db_file)
@@ -305,7 +305,7 @@ class TestMigrate:
         self, tmp_path: Path, data_dir: Path
     ) -> None:
         env = cli_env(data_dir, CAPGO_DATABASE_URL=UNREACHABLE_PG_URL)
-        line = error_line(run_cli("migrate", env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm("migrate", env=env, cwd=tmp_path))
         assert "127.0.0.1:1" in line
         assert "hunter2" not in line
 
@@ -316,7 +316,7 @@ class TestCreateUser:
         self, columns: str | None, tmp_path: Path, data_dir: Path
     ) -> None:
         env = cli_env(data_dir, COLUMNS=columns)  # a narrow terminal must not wrap the line
-        result = run_cli("create-user", "alice@example.com", env=env, cwd=tmp_path)
+        result = run_cli_warm("create-user", "alice@example.com", env=env, cwd=tmp_path)
         line = error_line(result)
         assert "not migrated" in line
         assert "capgo-server migrate" in line
@@ -324,12 +324,12 @@ class TestCreateUser:
     def test_prints_one_json_object_then_refuses_the_same_user(
         self, migrated: Path, env: dict[str, str], tmp_path: Path
     ) -> None:
-        result = run_cli(
+        result = run_cli_warm(
             "create-user", "alice@example.com", "--org-name", "Acme", env=env, cwd=tmp_path
         )
         account = account_of(result)
 
-        again = run_cli(
+        again = run_cli_warm(
             "create-user", "alice@example.com", "--org-name", "Acme", env=env, cwd=tmp_path
         )
         line = error_line(again)
@@ -337,7 +337,7 @@ class TestCreateUser:
         assert "already exists" in line
 
         # E-mail addresses are compared case-insensitively.
-        upper = run_cli("create-user", "Alice@Example.COM", env=env, cwd=tmp_path)
+        upper = run_cli_warm("create-user", "Alice@Example.COM", env=env, cwd=tmp_path)
         assert "already exists" in error_line(upper)
 
         with sqlite3.connect(migrated) as connection:
@@ -349,8 +349,8 @@ class TestCreateUser:
     def test_each_user_gets_their_own_org_and_key(
         self, migrated: Path, env: dict[str, str], tmp_path: Path
     ) -> None:
-        alice = account_of(run_cli("create-user", "alice@example.com", env=env, cwd=tmp_path))
-        bob = account_of(run_cli("create-user", "bob@example.com", env=env, cwd=tmp_path))
+        alice = account_of(run_cli_warm("create-user", "alice@example.com", env=env, cwd=tmp_path))
+        bob = account_of(run_cli_warm("create-user", "bob@example.com", env=env, cwd=tmp_path))
         for key in ACCOUNT_KEYS:
             assert alice[key] != bob[key]
 
@@ -368,7 +368,7 @@ class TestCreateUser:
     def test_invalid_email_fails_cleanly(
         self, email: str, migrated: Path, env: dict[str, str], tmp_path: Path
     ) -> None:
-        line = error_line(run_cli("create-user", email, env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm("create-user", email, env=env, cwd=tmp_path))
         assert "e-mail" in line
         with sqlite3.connect(migrated) as connection:
             assert connection.execute("SELECT count(*) FROM users").fetchone() == (0,)
@@ -377,7 +377,7 @@ class TestCreateUser:
         self, tmp_path: Path, data_dir: Path
     ) -> None:
         env = cli_env(data_dir, CAPGO_DATABASE_URL=UNREACHABLE_PG_URL)
-        line = error_line(run_cli("create-user", "alice@example.com", env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm("create-user", "alice@example.com", env=env, cwd=tmp_path))
         assert "127.0.0.1:1" in line
         assert "hunter2" not in line
 
@@ -385,7 +385,9 @@ class TestCreateUser:
         self, migrated: Path, env: dict[str, str], tmp_path: Path, data_dir: Path
     ) -> None:
         account = account_of(
-            run_cli("create-user", "alice@example.com", "--org-name", "Acme", env=env, cwd=tmp_path)
+            run_cli_warm(
+                "create-user", "alice@example.com", "--org-name", "Acme", env=env, cwd=tmp_path
+            )
         )
         async with api_client(sqlite_url(migrated), data_dir) as http:
             await assert_account_works(http, account, "alice@example.com", "Acme")
@@ -396,7 +398,9 @@ class TestCreateUser:
     async def test_default_org_name(
         self, migrated: Path, env: dict[str, str], tmp_path: Path, data_dir: Path
     ) -> None:
-        account = account_of(run_cli("create-user", "carol@example.com", env=env, cwd=tmp_path))
+        account = account_of(
+            run_cli_warm("create-user", "carol@example.com", env=env, cwd=tmp_path)
+        )
         async with api_client(sqlite_url(migrated), data_dir) as http:
             await assert_account_works(http, account, "carol@example.com", None)
 
@@ -404,7 +408,7 @@ class TestCreateUser:
         self, migrated: Path, env: dict[str, str], tmp_path: Path, data_dir: Path
     ) -> None:
         account = account_of(
-            run_cli("create-user", "dave@example.com", "--hashed", env=env, cwd=tmp_path)
+            run_cli_warm("create-user", "dave@example.com", "--hashed", env=env, cwd=tmp_path)
         )
         with sqlite3.connect(migrated) as connection:
             stored = connection.execute("SELECT key, is_hashed FROM apikeys").fetchall()
@@ -424,7 +428,7 @@ class TestSettingsErrors:
     @pytest.mark.parametrize("command", [["migrate"], ["create-user", "alice@example.com"]])
     def test_invalid_capgo_env(self, command: list[str], tmp_path: Path, data_dir: Path) -> None:
         env = cli_env(data_dir, CAPGO_ENV="staging")
-        line = error_line(run_cli(*command, env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm(*command, env=env, cwd=tmp_path))
         assert "CAPGO_ENV" in line
 
     @pytest.mark.parametrize("command", [["migrate"], ["create-user", "alice@example.com"]])
@@ -432,7 +436,7 @@ class TestSettingsErrors:
         self, command: list[str], tmp_path: Path, data_dir: Path
     ) -> None:
         env = cli_env(data_dir, CAPGO_DATABASE_URL="not a database url")
-        line = error_line(run_cli(*command, env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm(*command, env=env, cwd=tmp_path))
         assert "not a database url" in line or "CAPGO_DATABASE_URL" in line
 
     @pytest.mark.parametrize("command", [["migrate"], ["create-user", "alice@example.com"]])
@@ -440,7 +444,7 @@ class TestSettingsErrors:
         blocker = tmp_path / "a-file"
         blocker.write_text("not a directory")
         env = cli_env(blocker / "data")
-        line = error_line(run_cli(*command, env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm(*command, env=env, cwd=tmp_path))
         assert str(blocker) in line
 
 
@@ -452,17 +456,17 @@ class TestCreateUserOnEachEngine:
     ) -> None:
         env = cli_env(tmp_path / "unused-data", CAPGO_DATABASE_URL=database_url)
 
-        migrate = run_cli("migrate", env=env, cwd=tmp_path)
+        migrate = run_cli_warm("migrate", env=env, cwd=tmp_path)
         assert migrate.returncode == 0, describe(migrate)
         assert migrate.stdout == ""
 
-        result = run_cli(
+        result = run_cli_warm(
             "create-user", "erin@example.com", "--org-name", "Acme", env=env, cwd=tmp_path
         )
         account = account_of(result)
         await assert_account_works(client, account, "erin@example.com", "Acme")
 
-        again = run_cli("create-user", "erin@example.com", env=env, cwd=tmp_path)
+        again = run_cli_warm("create-user", "erin@example.com", env=env, cwd=tmp_path)
         assert "already exists" in error_line(again)
 
         response = await client.get("/organization", headers={"authorization": str(uuid.uuid4())})
@@ -474,13 +478,13 @@ class TestCreateUserOnEachEngine:
         # The API caps organization names at 200 characters; create-user must refuse longer
         # ones itself, the same way on every engine, instead of blaming the database.
         env = cli_env(tmp_path / "unused-data", CAPGO_DATABASE_URL=database_url)
-        result = run_cli(
+        result = run_cli_warm(
             "create-user", "frank@example.com", "--org-name", "x" * 201, env=env, cwd=tmp_path
         )
         line = error_line(result)
         assert "cannot reach" not in line
         assert "org" in line.lower()
-        retry = run_cli(
+        retry = run_cli_warm(
             "create-user", "frank@example.com", "--org-name", "Frank Org", env=env, cwd=tmp_path
         )
         account_of(retry)

@@ -24,6 +24,7 @@ from tests.auth.helpers import set_org_policy
 from tests.conftest import Account, create_org, make_key
 from tests.live import live_server
 from tests.test_cli import cli_env, describe, error_line, is_uuid, run_cli
+from tests.warm_cli import run_cli_warm
 
 ISSUED_FIELDS = {
     "user_id",
@@ -58,7 +59,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def cli(env: dict[str, str], tmp_path: Path) -> Any:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, env=env, cwd=tmp_path)
+        return run_cli_warm(*args, env=env, cwd=tmp_path)
 
     return run
 
@@ -374,11 +375,11 @@ class TestAgainstARunningServer:
     ) -> None:
         with live_server(database_url, tmp_path) as live:
             issued = output_of(
-                run_cli("issue-key", "owner@example.com", env=live.env, cwd=live.cwd)
+                run_cli_warm("issue-key", "owner@example.com", env=live.env, cwd=live.cwd)
             )
             with live.http(issued["apikey"]) as http:
                 assert http.get("/organization").status_code == 200
-                revoked = run_cli(
+                revoked = run_cli_warm(
                     "revoke-key", "--id", str(issued["key_id"]), env=live.env, cwd=live.cwd
                 )
                 assert output_of(revoked) == {"revoked": [issued["key_id"]]}
@@ -387,7 +388,7 @@ class TestAgainstARunningServer:
                 assert refused.json()["error"] == "invalid_apikey"
             with live.http() as http:
                 assert http.get("/organization").status_code == 200
-                every = run_cli(
+                every = run_cli_warm(
                     "revoke-key",
                     "--email",
                     "owner@example.com",

@@ -30,8 +30,9 @@ from tests.files.support import (
     sha256,
     web_bundle,
 )
-from tests.test_cli import account_of, cli_env, describe, run_cli
+from tests.test_cli import account_of, cli_env, describe
 from tests.test_serve import running_server
+from tests.warm_cli import run_cli_warm
 
 APP_ID = "com.private.app"
 #: The umask most systems start processes with: files 0644, folders 0755 unless asked.
@@ -97,7 +98,9 @@ class TestAFreshInstall:
         data_dir = tmp_path / "data"
         env = cli_env(data_dir)
         with running_server(env, tmp_path) as server:
-            account = account_of(run_cli("create-user", "owner@example.com", env=env, cwd=tmp_path))
+            account = account_of(
+                run_cli_warm("create-user", "owner@example.com", env=env, cwd=tmp_path)
+            )
             headers = {"authorization": account["apikey"]}
             with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http:
                 created = http.post(
@@ -124,9 +127,9 @@ class TestAFreshInstall:
         database = tmp_path / "elsewhere" / "capgo.db"
         database.parent.mkdir()
         env = cli_env(tmp_path / "data", CAPGO_DATABASE_URL=f"sqlite+aiosqlite:///{database}")
-        migrated = run_cli("migrate", env=env, cwd=tmp_path)
+        migrated = run_cli_warm("migrate", env=env, cwd=tmp_path)
         assert migrated.returncode == 0, describe(migrated)
-        account_of(run_cli("create-user", "owner@example.com", env=env, cwd=tmp_path))
+        account_of(run_cli_warm("create-user", "owner@example.com", env=env, cwd=tmp_path))
         assert mode_of(database) == 0o600
 
 
@@ -175,7 +178,7 @@ class TestAnExistingInstall:
     def test_serve_tightens_what_an_older_version_left_readable(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "data"
         env = cli_env(data_dir)
-        migrated = run_cli("migrate", env=env, cwd=tmp_path)
+        migrated = run_cli_warm("migrate", env=env, cwd=tmp_path)
         assert migrated.returncode == 0, describe(migrated)
         # What an install made under the usual umask looks like.
         stored = data_dir / "bundles" / "orgs" / str(uuid.uuid4()) / "apps" / APP_ID / "1.0.0.zip"

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import empty_all_tables
 from tests.test_cli import CLI, account_of, cli_env, describe, run_cli
 from tests.test_serve import assert_stopped_cleanly, free_port, running_server
+from tests.warm_cli import run_cli_warm
 
 VERSION = version("capgo-server")
 HINT = f'{CLI} create-user you@example.com --org-name "My company"'
@@ -59,7 +60,7 @@ class TestBanner:
             # The command to paste: the program as invoked, on the same data directory.
             assert banner[-1].strip() == f"CAPGO_DATA_DIR={data_dir} {HINT}"
             # ...which works as printed.
-            account_of(run_cli("create-user", "you@example.com", "--org-name", "My company",
+            account_of(run_cli_warm("create-user", "you@example.com", "--org-name", "My company",
                                env=env, cwd=tmp_path))  # fmt: skip
             assert_stopped_cleanly(server)
         with running_server(env, tmp_path) as server:

@@ -23,7 +23,8 @@ from tests.apps.helpers import create_app, create_org, key_of, rows
 from tests.conftest import Account, make_account
 from tests.members.helpers import add_member
 from tests.plugin.updates_support import ask, not_registered
-from tests.test_cli import cli_env, describe, error_line, run_cli
+from tests.test_cli import cli_env, describe, error_line
+from tests.warm_cli import run_cli_warm
 
 APP_ID = "com.alice.reserved"
 
@@ -64,7 +65,7 @@ async def assert_refused_as_taken(
 
 def release(database_url: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = cli_env(tmp_path / "unused-data", CAPGO_DATABASE_URL=database_url)
-    return run_cli("release-app-id", *args, env=env, cwd=tmp_path)
+    return run_cli_warm("release-app-id", *args, env=env, cwd=tmp_path)
 
 
 def printed_object(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -261,5 +262,5 @@ class TestReleaseCommand:
 
     def test_an_unmigrated_database_is_one_line(self, tmp_path: Path) -> None:
         env = cli_env(tmp_path / "data")
-        line = error_line(run_cli("release-app-id", APP_ID, env=env, cwd=tmp_path))
+        line = error_line(run_cli_warm("release-app-id", APP_ID, env=env, cwd=tmp_path))
         assert "not migrated" in line

@@ -15,7 +15,8 @@ import pytest
 
 from capgo_server.bundle_cli.api import CliError
 from capgo_server.bundle_cli.upload import bundle_file, measure, zip_folder
-from tests.test_cli import cli_env, error_line, run_cli
+from tests.test_cli import cli_env, error_line
+from tests.warm_cli import run_cli_warm
 
 UNREACHABLE_API = "http://127.0.0.1:1"
 
@@ -132,13 +133,13 @@ class TestUploadCommandChecksThePathFirst:
     """One line on stderr, exit 1, nothing on stdout, before any network access."""
 
     def test_missing_path(self, tmp_path: Path) -> None:
-        result = run_cli(*upload_args(tmp_path / "dist"), env=cli_env(tmp_path), cwd=tmp_path)
+        result = run_cli_warm(*upload_args(tmp_path / "dist"), env=cli_env(tmp_path), cwd=tmp_path)
         assert error_line(result) == f"error: {tmp_path / 'dist'} does not exist"
 
     def test_folder_without_index_html(self, tmp_path: Path) -> None:
         (tmp_path / "src").mkdir()
         (tmp_path / "src" / "main.ts").write_text("x")
-        result = run_cli(*upload_args(tmp_path / "src"), env=cli_env(tmp_path), cwd=tmp_path)
+        result = run_cli_warm(*upload_args(tmp_path / "src"), env=cli_env(tmp_path), cwd=tmp_path)
         assert error_line(result) == (
             f"error: {tmp_path / 'src'} has no index.html: point PATH "
             "at the built web folder (e.g. dist/)"
@@ -146,7 +147,9 @@ class TestUploadCommandChecksThePathFirst:
 
     def test_not_a_zip(self, tmp_path: Path) -> None:
         (tmp_path / "notes.txt").write_text("hello")
-        result = run_cli(*upload_args(tmp_path / "notes.txt"), env=cli_env(tmp_path), cwd=tmp_path)
+        result = run_cli_warm(
+            *upload_args(tmp_path / "notes.txt"), env=cli_env(tmp_path), cwd=tmp_path
+        )
         assert error_line(result) == (
             f"error: {tmp_path / 'notes.txt'} is neither a folder nor a zip file"
         )
@@ -154,7 +157,7 @@ class TestUploadCommandChecksThePathFirst:
     def test_invalid_app_id(self, tmp_path: Path) -> None:
         args = upload_args(web_folder(tmp_path))
         args[args.index("com.example.app")] = "not_an_app_id"
-        result = run_cli(*args, env=cli_env(tmp_path), cwd=tmp_path)
+        result = run_cli_warm(*args, env=cli_env(tmp_path), cwd=tmp_path)
         assert error_line(result) == (
             "error: 'not_an_app_id' is not an app id (expected e.g. com.example.app)"
         )
@@ -162,14 +165,16 @@ class TestUploadCommandChecksThePathFirst:
     def test_api_must_be_an_http_url(self, tmp_path: Path) -> None:
         args = upload_args(web_folder(tmp_path))
         args[args.index(UNREACHABLE_API)] = "capgo.example.com"
-        result = run_cli(*args, env=cli_env(tmp_path), cwd=tmp_path)
+        result = run_cli_warm(*args, env=cli_env(tmp_path), cwd=tmp_path)
         assert error_line(result) == (
             "error: --api must be an http(s) URL such as "
             "https://capgo.example.com: 'capgo.example.com'"
         )
 
     def test_unreachable_server(self, tmp_path: Path) -> None:
-        result = run_cli(*upload_args(web_folder(tmp_path)), env=cli_env(tmp_path), cwd=tmp_path)
+        result = run_cli_warm(
+            *upload_args(web_folder(tmp_path)), env=cli_env(tmp_path), cwd=tmp_path
+        )
         assert error_line(result) == (
             f"error: cannot reach the server at {UNREACHABLE_API}: All connection attempts failed"
         )

@@ -29,6 +29,7 @@ from tests.bundle_cli.proxy import CuttingProxy, cutting_proxy
 from tests.conftest import empty_all_tables
 from tests.test_cli import CLI, account_of, cli_env, describe, error_line, run_cli
 from tests.test_serve import SHUTDOWN_SECONDS, Server, free_port, wait_until_ok
+from tests.warm_cli import run_cli_warm
 
 CHUNK = 128 * 1024
 
@@ -56,7 +57,7 @@ class Live:
             "CAPGO_API": api or self.server.base_url,
             "CAPGO_APIKEY": key or self.key,
         }
-        return run_cli(*args, env=env, cwd=self.cwd, timeout=120)
+        return run_cli_warm(*args, env=env, cwd=self.cwd, timeout=120)
 
 
 @contextmanager
@@ -85,7 +86,7 @@ def live_server(database_url: str, cwd: Path, **extra_env: str) -> Iterator[Live
         server = Server(process=process, base_url=f"http://127.0.0.1:{port}", log=log)
         try:
             wait_until_ok(server)
-            account = account_of(run_cli("create-user", "dev@example.com", env=env, cwd=cwd))
+            account = account_of(run_cli_warm("create-user", "dev@example.com", env=env, cwd=cwd))
             yield Live(server, proxy, env, cwd, account["apikey"], account["org_id"])
         finally:
             if process.poll() is None:
@@ -284,7 +285,7 @@ class TestUploadErrors:
         )
 
     def test_another_organizations_app_looks_unknown(self, live: Live, app_id: str) -> None:
-        created = run_cli("create-user", f"{app_id}@example.com", env=live.env, cwd=live.cwd)
+        created = run_cli_warm("create-user", f"{app_id}@example.com", env=live.env, cwd=live.cwd)
         other = account_of(created)
         result = self.upload(live, app_id, key=other["apikey"])
         assert error_line(result) == (

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.live import live_server
-from tests.test_cli import account_of, run_cli
+from tests.test_cli import account_of
+from tests.warm_cli import run_cli_warm
 
 
 def test_invitation_waits_for_create_user_which_grants_it(
@@ -24,7 +25,9 @@ def test_invitation_waits_for_create_user_which_grants_it(
             ]
             assert (waiting["email"], waiting["role"]) == ("dev@example.com", "invite_write")
 
-        created = account_of(run_cli("create-user", "dev@example.com", env=live.env, cwd=live.cwd))
+        created = account_of(
+            run_cli_warm("create-user", "dev@example.com", env=live.env, cwd=live.cwd)
+        )
         assert created["invitations"] == [{"org_id": live.org_id, "role": "invite_write"}]
 
         with live.http(created["apikey"]) as dev:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import cli_env, error_line, run_cli
+from tests.warm_cli import run_cli_warm
 
 FUTURE_REVISION = "9999_from_a_newer_release"
 
@@ -17,7 +18,7 @@ def newer_database(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """A SQLite data dir migrated to head, then stamped with a revision this release lacks."""
     data_dir = tmp_path / "data"
     env = cli_env(data_dir)
-    migrated = run_cli("migrate", env=env, cwd=tmp_path)
+    migrated = run_cli_warm("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
     with sqlite3.connect(data_dir / "capgo.db") as connection:
         connection.execute("UPDATE alembic_version SET version_num = ?", (FUTURE_REVISION,))
@@ -33,7 +34,8 @@ def test_newer_revision_is_one_line_naming_it(
     command: list[str], newer_database: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     env, data_dir = newer_database
-    line = error_line(run_cli(*command, env=env, cwd=tmp_path))
+    run = run_cli if command[0] == "serve" else run_cli_warm  # serve: a new interpreter
+    line = error_line(run(*command, env=env, cwd=tmp_path))
     assert FUTURE_REVISION in line
     assert "newer release" in line
     with sqlite3.connect(data_dir / "capgo.db") as connection:

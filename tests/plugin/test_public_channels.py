@@ -60,9 +60,11 @@ class Api:
         return answer
 
     async def channel(self, name: str, version: str | None = None, **fields: Any) -> None:
-        assert await self.post("/channel", channel_body(name, version, **fields)) == {
-            "status": "ok"
-        }
+        answer = await self.post("/channel", channel_body(name, version, **fields))
+        # The reply names the channel and whether it is public (what the official CLI reads).
+        assert answer["status"] == "ok", answer
+        assert isinstance(answer["id"], int), answer
+        assert answer["public"] == fields.get("public", True), answer
 
     async def offer(self, platform: str) -> dict[str, Any]:
         return await self.post("/updates", device(platform))
